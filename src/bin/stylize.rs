@@ -1,0 +1,290 @@
+//! `stylize`: the command-line front end of the engine.
+//!
+//! Any error prints one line on stderr and exits with status 2; the output
+//! file is written under a temporary name and renamed only on success.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use styletransfer::engine::{default_adam, default_lbfgs, DEFAULT_ADAM_LR};
+use styletransfer::model::find_model;
+use styletransfer::{
+    image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, Init, LbfgsOptions, LineSearch, LiveWeights,
+    Normalization, Optimizer, Precision, PreserveColor, Result, RunOptions, StyleImage, StyleSet, Weights,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "stylize", version, about = "Neural style transfer (Gatys et al.) on libtorch", max_term_width = 100, args_override_self = true, allow_negative_numbers = true)]
+struct Cli {
+    /// Content image (its size is the output size).
+    #[arg(long, value_name = "PATH")]
+    content: PathBuf,
+    /// Style image; repeat for several styles.
+    #[arg(long, value_name = "PATH", required = true)]
+    style: Vec<PathBuf>,
+    /// Blend weights of the styles, comma-separated, one per --style.
+    #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
+    style_blend: Option<Vec<f64>>,
+    /// Output image (.png, .jpg, .tif, .bmp, .ppm, .webp).
+    #[arg(short = 'o', long, value_name = "PATH")]
+    output: PathBuf,
+    /// Long side of the working image [default: the content's, at most 512].
+    #[arg(long, value_name = "N")]
+    size: Option<u32>,
+    /// Optimiser evaluations per pyramid level.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    iterations: usize,
+    /// Content weight [default: 1].
+    #[arg(long, value_name = "W")]
+    content_weight: Option<f64>,
+    /// Style weight [default: 5 (relative) or 1000 (reference)].
+    #[arg(long, value_name = "W")]
+    style_weight: Option<f64>,
+    /// Total-variation weight [default: 1 (relative) or 0 (reference)].
+    #[arg(long, value_name = "W")]
+    tv_weight: Option<f64>,
+    /// Style strength 0..1 applied on top of the style weight (0.5 keeps it;
+    /// each 0.25 step multiplies it by 10).
+    #[arg(long, value_name = "S")]
+    strength: Option<f64>,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Lbfgs)]
+    optimizer: OptimizerArg,
+    /// L-BFGS step length strategy.
+    #[arg(long, value_enum, default_value_t = LineSearchArg::Fixed)]
+    line_search: LineSearchArg,
+    /// Largest pixel change of L-BFGS's first step, display units (0 = torch's rule).
+    #[arg(long, value_name = "D", default_value_t = styletransfer::engine::DEFAULT_LBFGS_FIRST_STEP)]
+    first_step: f64,
+    /// L-BFGS history size.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    history: usize,
+    /// Adam step, in display units (0..1) per step.
+    #[arg(long, value_name = "LR", default_value_t = DEFAULT_ADAM_LR)]
+    lr: f64,
+    /// Starting image: content, noise, or an image file.
+    #[arg(long, value_name = "content|noise|PATH", default_value = "content")]
+    init: String,
+    /// Seed for the noise init.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Keep the content's colours: luminance-only transfer, or the style's
+    /// colours matched to the content.
+    #[arg(long, value_enum)]
+    preserve_color: Option<PreserveColorArg>,
+    /// Pyramid levels (1 turns multi-scale off) [default: automatic].
+    #[arg(long, value_name = "N")]
+    scales: Option<usize>,
+    /// Style image size relative to the working size.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    style_scale: f64,
+    /// Weights of the style layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1.
+    #[arg(long, value_name = "W1,..,W5", value_delimiter = ',')]
+    style_layer_weights: Option<Vec<f64>>,
+    /// Loss normalisation: relative (default) or reference (as gatys_pytorch.py).
+    #[arg(long, value_enum, default_value_t = NormalizationArg::Relative)]
+    normalization: NormalizationArg,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    device: String,
+    /// Convolution precision [default: fp32 on CPU, bf16 on CUDA].
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
+    /// CPU threads [default: libtorch's choice].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Model file [default: $ST_MODEL, ./models/vgg19.safetensors, or the installed one].
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Print a report at the end (one JSON line on stdout).
+    #[arg(long, value_enum)]
+    report: Option<ReportArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OptimizerArg {
+    Lbfgs,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LineSearchArg {
+    Fixed,
+    StrongWolfe,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PreserveColorArg {
+    Luminance,
+    Histogram,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum NormalizationArg {
+    Relative,
+    Reference,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PrecisionArg {
+    Fp32,
+    Bf16,
+    Fp16,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReportArg {
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stylize: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn weights(cli: &Cli, normalization: Normalization) -> Result<Weights> {
+    let defaults = Weights::defaults(normalization);
+    let base = Weights {
+        content: cli.content_weight.unwrap_or(defaults.content),
+        style: cli.style_weight.unwrap_or(defaults.style),
+        tv: cli.tv_weight.unwrap_or(defaults.tv),
+    };
+    base.validate()?;
+    match cli.strength {
+        Some(s) => Weights::with_strength(base, s),
+        None => Ok(base),
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    // Everything that can be checked cheaply is checked before the model loads.
+    image::output_format(&cli.output)?;
+    let normalization = match cli.normalization {
+        NormalizationArg::Relative => Normalization::Relative,
+        NormalizationArg::Reference => Normalization::Reference,
+    };
+    let weights = LiveWeights::new(weights(cli, normalization)?)?;
+    let blend = match &cli.style_blend {
+        Some(blend) if blend.len() != cli.style.len() => {
+            return Err(Error::invalid(
+                "style-blend",
+                format!("{} weights given for {} style images", blend.len(), cli.style.len()),
+            ))
+        }
+        Some(blend) => blend.clone(),
+        None => vec![1.0; cli.style.len()],
+    };
+    let style_layer_weights = match &cli.style_layer_weights {
+        None => [1.0; 5],
+        Some(w) => <[f64; 5]>::try_from(w.as_slice())
+            .map_err(|_| Error::invalid("style-layer-weights", format!("{} values given, 5 expected", w.len())))?,
+    };
+    let device = DeviceChoice::from_name(&cli.device)
+        .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", cli.device)))?;
+    let content = image::load(&cli.content)?;
+    let mut styles = Vec::with_capacity(cli.style.len());
+    for (path, weight) in cli.style.iter().zip(&blend) {
+        styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
+    }
+    let mut styles = StyleSet::new(styles)?;
+    let init = match cli.init.as_str() {
+        "content" => Init::Content,
+        "noise" => Init::Noise,
+        path => Init::Image(image::load(Path::new(path))?.rgb),
+    };
+    let model_path = find_model(cli.model.as_deref())?;
+    let engine = Engine::new(&EngineOptions {
+        model_path,
+        device,
+        precision: cli.precision.map(|p| match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Fp16 => Precision::Fp16,
+        }),
+        threads: cli.threads,
+    })?;
+    let optimizer = match cli.optimizer {
+        OptimizerArg::Lbfgs => Optimizer::Lbfgs(LbfgsOptions {
+            history: cli.history,
+            first_step: (cli.first_step > 0.0).then_some(cli.first_step),
+            line_search: match cli.line_search {
+                LineSearchArg::Fixed => LineSearch::Fixed,
+                LineSearchArg::StrongWolfe => LineSearch::StrongWolfe,
+            },
+            ..default_lbfgs()
+        }),
+        OptimizerArg::Adam => Optimizer::Adam(AdamOptions { lr: cli.lr, ..default_adam() }),
+    };
+    let options = RunOptions {
+        iterations: cli.iterations,
+        scales: cli.scales,
+        size: cli.size,
+        optimizer,
+        init,
+        seed: cli.seed,
+        preserve_color: match cli.preserve_color {
+            None => PreserveColor::Off,
+            Some(PreserveColorArg::Luminance) => PreserveColor::Luminance,
+            Some(PreserveColorArg::Histogram) => PreserveColor::Histogram,
+        },
+        normalization,
+        style_layer_weights,
+        style_scale: cli.style_scale,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let output = engine.run(&content.rgb, &mut styles, &options, &weights, &mut |p| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.total_evaluations as u64);
+            bar.set_position(p.evaluation as u64);
+            bar.set_message(format!(
+                "level {}/{} {}×{} loss {:.4e}",
+                p.scale_index + 1,
+                p.scales,
+                p.width,
+                p.height,
+                p.loss.total
+            ));
+        }
+        Flow::Continue
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let output = output?;
+    image::save(&cli.output, &output.image, content.alpha.as_deref(), content.high_depth)?;
+    if cli.report.is_some() {
+        let r = &output.report;
+        let levels: Vec<_> = r.levels.iter().map(|(w, h)| serde_json::json!([w, h])).collect();
+        let working = r.levels.last().copied().unwrap_or_default();
+        let line = serde_json::json!({
+            "output": cli.output.display().to_string(),
+            "loss": {"content": r.loss.content, "style": r.loss.style, "tv": r.loss.tv, "total": r.loss.total},
+            "evaluations": r.evaluations,
+            "seconds": r.seconds,
+            "device": r.device,
+            "precision": r.precision.name(),
+            "content_size": [r.content_size.0, r.content_size.1],
+            "working_size": [working.0, working.1],
+            "output_size": [output.image.width(), output.image.height()],
+            "levels": levels,
+        });
+        println!("{line}");
+    }
+    Ok(())
+}

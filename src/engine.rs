@@ -1,0 +1,648 @@
+//! The engine: a model on a device, and runs that turn a content image and
+//! styles into a stylised image (pyramid, optimiser, progress, cancel).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::color::{match_histogram, transfer_luminance, PreserveColor};
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+use crate::loss::{LiveWeights, LossTerms, Normalization, Objective, StyleTargets};
+use crate::model::{Precision, Vgg19, MIN_INPUT_SIDE};
+use crate::optim::{AdamOptions, Evaluation, LbfgsOptions, Optimizer, Problem};
+
+/// Where the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The first CUDA device when there is one, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(Self::Auto),
+            "cpu" => Some(Self::Cpu),
+            "cuda" | "gpu" => Some(Self::Cuda(0)),
+            _ => name.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(Self::Cuda),
+        }
+    }
+
+    /// Resolves to a libtorch device, checking that it exists.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            Self::Auto => Ok(if tch::Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu }),
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(index) => {
+                if !tch::Cuda::is_available() {
+                    return Err(Error::Device("CUDA was requested but no CUDA device is available".into()));
+                }
+                let count = tch::Cuda::device_count() as usize;
+                if index >= count {
+                    return Err(Error::Device(format!("cuda:{index} requested but only {count} CUDA device(s) exist")));
+                }
+                Ok(Device::Cuda(index))
+            }
+        }
+    }
+}
+
+/// A device's name as reports print it (`cpu`, `cuda:0`).
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX).
+pub fn cpu_has_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| {
+            info.lines()
+                .find(|l| l.starts_with("flags"))
+                .is_some_and(|flags| flags.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"))
+        })
+        .unwrap_or(false)
+}
+
+/// How to set an engine up.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// The model file (see `tools/convert_vgg19.py`).
+    pub model_path: PathBuf,
+    /// Where to run.
+    pub device: DeviceChoice,
+    /// Convolution precision; `None` picks bf16 on CUDA and on CPUs with
+    /// native bfloat16 (AVX-512 BF16 or AMX), fp32 elsewhere. An explicit
+    /// bf16 on a CPU without it works but is emulated and very slow.
+    pub precision: Option<Precision>,
+    /// CPU threads for libtorch (process-wide); `None` leaves libtorch's default.
+    pub threads: Option<usize>,
+}
+
+impl EngineOptions {
+    /// Defaults for a model file: automatic device and precision.
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        Self { model_path: model_path.into(), device: DeviceChoice::Auto, precision: None, threads: None }
+    }
+}
+
+/// How the image being optimised starts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Init {
+    /// From the content image.
+    #[default]
+    Content,
+    /// From uniform noise (seeded).
+    Noise,
+    /// From a given image (resized to the working size).
+    Image(RgbImage),
+}
+
+/// Settings of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// Optimiser evaluations per pyramid level.
+    pub iterations: usize,
+    /// Pyramid levels; `None` chooses (coarsest level about 128 px, at most 4).
+    pub scales: Option<usize>,
+    /// Long side of the working (finest) level; `None`: the content's, at most 512.
+    pub size: Option<u32>,
+    /// The optimiser. Its step sizes (L-BFGS `first_step`, Adam `lr`) are in
+    /// display units (0..1 spans black to white) whatever the model's convention.
+    pub optimizer: Optimizer,
+    /// The starting image.
+    pub init: Init,
+    /// Seed for the noise init (CPU runs are bit-reproducible for a seed and thread count).
+    pub seed: u64,
+    /// Colour preservation.
+    pub preserve_color: PreserveColor,
+    /// Loss normalisation.
+    pub normalization: Normalization,
+    /// Weights of the five style layers.
+    pub style_layer_weights: [f64; 5],
+    /// Style image size relative to the level size.
+    pub style_scale: f64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            iterations: 200,
+            scales: None,
+            size: None,
+            optimizer: Optimizer::Lbfgs(default_lbfgs()),
+            init: Init::Content,
+            seed: 0,
+            preserve_color: PreserveColor::Off,
+            normalization: Normalization::Relative,
+            style_layer_weights: [1.0; 5],
+            style_scale: 1.0,
+        }
+    }
+}
+
+/// Where a run is, passed to the progress callback after every evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// Pyramid level, 0 = coarsest.
+    pub scale_index: usize,
+    /// Number of levels.
+    pub scales: usize,
+    /// Evaluation within this level, from 1.
+    pub iteration: usize,
+    /// Evaluations per level.
+    pub iterations: usize,
+    /// Evaluations so far in the run.
+    pub evaluation: usize,
+    /// Evaluations the run will make in all.
+    pub total_evaluations: usize,
+    /// The loss terms of this evaluation.
+    pub loss: LossTerms,
+    /// This level's width.
+    pub width: u32,
+    /// This level's height.
+    pub height: u32,
+}
+
+/// What the progress callback asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Stop: the run returns [`Error::Cancelled`].
+    Cancel,
+}
+
+/// Facts about a finished run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    /// Loss terms of the result at the working size.
+    pub loss: LossTerms,
+    /// Evaluations made.
+    pub evaluations: usize,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Device name.
+    pub device: String,
+    /// Convolution precision.
+    pub precision: Precision,
+    /// Content (and output) size.
+    pub content_size: (u32, u32),
+    /// Size of each pyramid level, coarsest first.
+    pub levels: Vec<(u32, u32)>,
+}
+
+/// A finished run.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// The stylised image, at the content's size.
+    pub image: RgbImage,
+    /// Facts about the run.
+    pub report: RunReport,
+}
+
+/// One style image and its blend weight.
+#[derive(Clone, Debug)]
+pub struct StyleImage {
+    /// The image.
+    pub image: RgbImage,
+    /// Its share of the blend (weights are normalised to sum to 1).
+    pub weight: f64,
+}
+
+/// The styles of a run and their Gram targets, computed once per style size
+/// and reused across runs until the styles change.
+#[derive(Default)]
+pub struct StyleSet {
+    images: Vec<StyleImage>,
+    cache: HashMap<u32, StyleTargets>,
+}
+
+impl StyleSet {
+    /// Styles with blend weights (finite, ≥ 0, not all 0).
+    pub fn new(images: Vec<StyleImage>) -> Result<Self> {
+        let mut set = Self::default();
+        for image in images {
+            set.add(image)?;
+        }
+        Ok(set)
+    }
+
+    /// Adds a style (drops cached targets).
+    pub fn add(&mut self, style: StyleImage) -> Result<()> {
+        if !(style.weight.is_finite() && style.weight >= 0.0) {
+            return Err(Error::invalid("style_blend", format!("{} is not a finite non-negative weight", style.weight)));
+        }
+        self.images.push(style);
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Removes every style.
+    pub fn clear(&mut self) {
+        self.images.clear();
+        self.cache.clear();
+    }
+
+    /// The styles.
+    pub fn images(&self) -> &[StyleImage] {
+        &self.images
+    }
+
+    /// True when there is no style.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    fn normalised_weights(&self) -> Result<Vec<f64>> {
+        let sum: f64 = self.images.iter().map(|s| s.weight).sum();
+        if self.images.is_empty() {
+            return Err(Error::invalid("style", "no style image given"));
+        }
+        if sum <= 0.0 {
+            return Err(Error::invalid("style_blend", "the style blend weights are all zero"));
+        }
+        Ok(self.images.iter().map(|s| s.weight / sum).collect())
+    }
+
+    /// Blended Gram targets for a level whose long side is `level_long_side`.
+    fn targets(&mut self, engine: &Engine, level_long_side: u32, style_scale: f64) -> Result<StyleTargets> {
+        let key = (level_long_side as f64 * style_scale).round() as u32;
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.shallow_clone());
+        }
+        let weights = self.normalised_weights()?;
+        let mut parts = Vec::with_capacity(self.images.len());
+        for (style, weight) in self.images.iter().zip(weights) {
+            parts.push((engine.style_targets(&style.image, key)?, weight));
+        }
+        let blended = StyleTargets::blend(&parts)?;
+        self.cache.insert(key, blended.shallow_clone());
+        Ok(blended)
+    }
+}
+
+/// Style image sizes are snapped to this ladder (16·2^k and 24·2^k) so that
+/// targets can be precomputed and shared between runs of nearby sizes.
+pub fn style_side_ladder() -> impl Iterator<Item = u32> {
+    (4..14).flat_map(|e| [1u32 << e, 3u32 << (e - 1)])
+}
+
+/// The long side a style image is resized to for a wanted long side: the
+/// nearest ladder size (in ratio), never above the image's own long side.
+pub fn style_long_side(wanted: u32, native: u32) -> u32 {
+    let wanted = wanted.max(MIN_INPUT_SIDE as u32) as f64;
+    let snapped = style_side_ladder()
+        .min_by(|a, b| {
+            let da = (*a as f64 / wanted).ln().abs();
+            let db = (*b as f64 / wanted).ln().abs();
+            da.total_cmp(&db)
+        })
+        .unwrap_or(wanted as u32);
+    snapped.min(native)
+}
+
+/// `(width, height)` with the long side scaled to `long_side`, aspect kept.
+pub fn fit_long_side(width: u32, height: u32, long_side: u32) -> (u32, u32) {
+    if width >= height {
+        (long_side, ((height as f64 * long_side as f64 / width as f64).round() as u32).max(1))
+    } else {
+        (((width as f64 * long_side as f64 / height as f64).round() as u32).max(1), long_side)
+    }
+}
+
+/// Default working long side when none is given.
+pub const DEFAULT_MAX_WORKING_SIDE: u32 = 512;
+/// Automatic pyramids stop halving below this long side.
+pub const AUTO_COARSEST_SIDE: u32 = 128;
+/// Automatic pyramids have at most this many levels.
+pub const AUTO_MAX_SCALES: usize = 4;
+
+/// Level sizes, coarsest first, for a working size and a level count (`None`: automatic).
+pub fn pyramid(working: (u32, u32), scales: Option<usize>) -> Result<Vec<(u32, u32)>> {
+    let (w, h) = working;
+    let short_side = |div: u32| (w.min(h) as f64 / div as f64).round() as i64;
+    if short_side(1) < MIN_INPUT_SIDE {
+        return Err(Error::invalid(
+            "size",
+            format!("the working image {w}×{h} is too small: both sides must be at least {MIN_INPUT_SIDE} pixels"),
+        ));
+    }
+    let count = match scales {
+        Some(0) => return Err(Error::invalid("scales", "must be at least 1")),
+        Some(n) => {
+            if n > 10 || short_side(1 << (n - 1)) < MIN_INPUT_SIDE {
+                return Err(Error::invalid(
+                    "scales",
+                    format!("{n} levels would shrink the {w}×{h} working image below {MIN_INPUT_SIDE} pixels"),
+                ));
+            }
+            n
+        }
+        None => {
+            let mut n = 1;
+            while n < AUTO_MAX_SCALES && w.max(h) >> n >= AUTO_COARSEST_SIDE && short_side(1 << n) >= MIN_INPUT_SIDE {
+                n += 1;
+            }
+            n
+        }
+    };
+    Ok((0..count)
+        .rev()
+        .map(|k| {
+            let div = 1u32 << k;
+            (((w as f64 / div as f64).round() as u32).max(1), ((h as f64 / div as f64).round() as u32).max(1))
+        })
+        .collect())
+}
+
+/// A model on a device.
+pub struct Engine {
+    model: Vgg19,
+    device: Device,
+}
+
+impl Engine {
+    /// Loads the model onto the chosen device.
+    pub fn new(options: &EngineOptions) -> Result<Self> {
+        if let Some(threads) = options.threads {
+            if threads == 0 {
+                return Err(Error::invalid("threads", "must be at least 1"));
+            }
+            tch::set_num_threads(threads as i32);
+        }
+        let device = options.device.resolve()?;
+        let precision = options.precision.unwrap_or(if device.is_cuda() || cpu_has_bf16() {
+            Precision::Bf16
+        } else {
+            Precision::Fp32
+        });
+        if device.is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let mut model = Vgg19::load(&options.model_path, device, precision)?;
+        // Channels-last is faster for oneDNN (CPU) and cuDNN in every precision measured.
+        model.set_channels_last(true)?;
+        Ok(Self { model, device })
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &Vgg19 {
+        &self.model
+    }
+
+    /// The device in use.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Display-range RGB image → model input on the engine's device.
+    pub fn to_input(&self, image: &RgbImage) -> Result<Tensor> {
+        self.model.convention().to_model(&image.to_tensor(self.device)?)
+    }
+
+    /// Model input → display-range RGB image (clamped).
+    pub fn from_input(&self, x: &Tensor) -> Result<RgbImage> {
+        RgbImage::from_tensor(&self.model.convention().from_model(x)?)
+    }
+
+    /// Gram targets of one style image resized for a level long side
+    /// (see [`style_long_side`]).
+    pub fn style_targets(&self, style: &RgbImage, wanted_long_side: u32) -> Result<StyleTargets> {
+        let native = style.width().max(style.height());
+        let long_side = style_long_side(wanted_long_side, native);
+        let (w, h) = fit_long_side(style.width(), style.height(), long_side);
+        if (w.min(h) as i64) < MIN_INPUT_SIDE {
+            return Err(Error::invalid(
+                "style",
+                format!("the style image is too small at {w}×{h}: both sides must be at least {MIN_INPUT_SIDE} pixels"),
+            ));
+        }
+        let resized = style.resize(w, h)?;
+        StyleTargets::from_input(&self.model, &self.to_input(&resized)?)
+    }
+
+    /// Stylises `content` with `styles`. `weights` may change while this runs
+    /// (the optimiser picks the new values up at its next evaluation).
+    /// `progress` is called after every evaluation; returning
+    /// [`Flow::Cancel`] makes the run return [`Error::Cancelled`].
+    pub fn run(
+        &self,
+        content: &RgbImage,
+        styles: &mut StyleSet,
+        options: &RunOptions,
+        weights: &LiveWeights,
+        progress: &mut dyn FnMut(&Progress) -> Flow,
+    ) -> Result<RunOutput> {
+        let started = Instant::now();
+        validate_run_options(options)?;
+        let (cw, ch) = (content.width(), content.height());
+        let long = options.size.unwrap_or_else(|| cw.max(ch).min(DEFAULT_MAX_WORKING_SIDE));
+        if long == 0 {
+            return Err(Error::invalid("size", "must be at least 1"));
+        }
+        let working = fit_long_side(cw, ch, long);
+        let levels = pyramid(working, options.scales)?;
+        // Histogram matching depends on the content, so those targets are not cached.
+        let mut matched;
+        let styles = if options.preserve_color == PreserveColor::Histogram {
+            let weights_in = styles.images().to_vec();
+            let mut images = Vec::with_capacity(weights_in.len());
+            for style in weights_in {
+                images.push(StyleImage { image: match_histogram(&style.image, content)?, weight: style.weight });
+            }
+            matched = StyleSet::new(images)?;
+            &mut matched
+        } else {
+            styles
+        };
+        if styles.is_empty() {
+            return Err(Error::invalid("style", "no style image given"));
+        }
+        tch::manual_seed(options.seed as i64);
+        if self.device.is_cuda() {
+            tch::Cuda::manual_seed_all(options.seed);
+        }
+        let optimizer = to_input_units(options.optimizer, self.model.convention().scale());
+        let total_evaluations = options.iterations * levels.len();
+        let mut evaluations = 0;
+        let mut x: Option<Tensor> = None;
+        let mut final_loss = LossTerms::default();
+        for (scale_index, &(w, h)) in levels.iter().enumerate() {
+            let level_content = self.to_input(&content.resize(w, h)?)?;
+            let targets = styles.targets(self, w.max(h), options.style_scale)?;
+            let objective = Objective::new(
+                &self.model,
+                &level_content,
+                &targets,
+                options.style_layer_weights,
+                options.normalization,
+            )?;
+            let start = match x.take() {
+                Some(previous) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
+                None => self.initial(&options.init, &level_content, w, h)?,
+            };
+            let mut problem = LevelProblem {
+                objective: &objective,
+                weights,
+                shape: [1, 3, h as i64, w as i64],
+                progress: &mut *progress,
+                report: Progress {
+                    scale_index,
+                    scales: levels.len(),
+                    iterations: options.iterations,
+                    total_evaluations,
+                    width: w,
+                    height: h,
+                    ..Default::default()
+                },
+                evaluations_before: evaluations,
+            };
+            let flat = start.f_flatten(0, -1)?;
+            let result = optimizer.minimize(&mut problem, &flat, options.iterations)?;
+            evaluations += problem.report.iteration;
+            let result = result.f_view(problem.shape)?;
+            if scale_index + 1 == levels.len() {
+                let (current, _) = weights.get();
+                final_loss = tch::no_grad(|| objective.losses(&result, &current))?.values()?;
+            }
+            x = Some(result);
+        }
+        let x = x.ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
+        let mut image = self.from_input(&x)?.resize(cw, ch)?;
+        if options.preserve_color == PreserveColor::Luminance {
+            image = transfer_luminance(&image, content)?;
+        }
+        Ok(RunOutput {
+            image,
+            report: RunReport {
+                loss: final_loss,
+                evaluations,
+                seconds: started.elapsed().as_secs_f64(),
+                device: device_name(self.device),
+                precision: self.model.precision(),
+                content_size: (cw, ch),
+                levels,
+            },
+        })
+    }
+
+    fn initial(&self, init: &Init, level_content: &Tensor, w: u32, h: u32) -> Result<Tensor> {
+        match init {
+            Init::Content => Ok(level_content.f_detach_copy()?),
+            Init::Noise => {
+                let noise =
+                    Tensor::f_rand([1, 3, h as i64, w as i64], (Kind::Float, Device::Cpu))?.f_to_device(self.device)?;
+                self.model.convention().to_model(&noise)
+            }
+            Init::Image(image) => self.to_input(&image.resize(w, h)?),
+        }
+    }
+}
+
+fn validate_run_options(options: &RunOptions) -> Result<()> {
+    if options.iterations == 0 {
+        return Err(Error::invalid("iterations", "must be at least 1"));
+    }
+    if !(options.style_scale.is_finite() && options.style_scale > 0.0) {
+        return Err(Error::invalid("style_scale", "must be a positive number"));
+    }
+    if let Init::Image(image) = &options.init {
+        if image.width() == 0 || image.height() == 0 {
+            return Err(Error::invalid("init", "the init image is empty"));
+        }
+    }
+    Ok(())
+}
+
+/// Default Adam step, in display units (0..1) per step.
+pub const DEFAULT_ADAM_LR: f64 = 0.02;
+/// Default largest pixel change of L-BFGS's first step, in display units.
+pub const DEFAULT_LBFGS_FIRST_STEP: f64 = 0.01;
+
+/// The optimisers as runs use them by default: L-BFGS with a first step of
+/// [`DEFAULT_LBFGS_FIRST_STEP`], and Adam with [`DEFAULT_ADAM_LR`].
+pub fn default_lbfgs() -> LbfgsOptions {
+    LbfgsOptions { first_step: Some(DEFAULT_LBFGS_FIRST_STEP), ..LbfgsOptions::default() }
+}
+
+/// Adam with the default step (display units).
+pub fn default_adam() -> AdamOptions {
+    AdamOptions { lr: DEFAULT_ADAM_LR, ..AdamOptions::default() }
+}
+
+/// Converts step sizes given in display units (how runs express them) to
+/// the model's input units (what the optimiser works in).
+fn to_input_units(optimizer: Optimizer, scale: f64) -> Optimizer {
+    match optimizer {
+        Optimizer::Lbfgs(o) => Optimizer::Lbfgs(LbfgsOptions { first_step: o.first_step.map(|s| s * scale), ..o }),
+        Optimizer::Adam(o) => Optimizer::Adam(AdamOptions { lr: o.lr * scale, ..o }),
+    }
+}
+
+struct LevelProblem<'a, 'p> {
+    objective: &'a Objective<'a>,
+    weights: &'a LiveWeights,
+    shape: [i64; 4],
+    progress: &'p mut dyn FnMut(&Progress) -> Flow,
+    report: Progress,
+    evaluations_before: usize,
+}
+
+impl Problem for LevelProblem<'_, '_> {
+    fn evaluate(&mut self, x: &Tensor) -> Result<Evaluation> {
+        let (weights, generation) = self.weights.get();
+        let image = x.f_view(self.shape)?;
+        let (losses, grad) = self.objective.value_and_grad(&image, &weights)?;
+        let terms = losses.values()?;
+        self.report.iteration += 1;
+        self.report.evaluation = self.evaluations_before + self.report.iteration;
+        self.report.loss = terms;
+        if (self.progress)(&self.report) == Flow::Cancel {
+            return Err(Error::Cancelled);
+        }
+        Ok(Evaluation { loss: terms.total, grad: grad.f_flatten(0, -1)?, generation })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyramid_halves_down_to_about_128() {
+        assert_eq!(pyramid((512, 384), None).unwrap(), vec![(128, 96), (256, 192), (512, 384)]);
+        assert_eq!(pyramid((64, 64), None).unwrap(), vec![(64, 64)]);
+        assert_eq!(pyramid((256, 256), Some(1)).unwrap(), vec![(256, 256)]);
+        assert!(pyramid((64, 64), Some(4)).is_err());
+        assert!(pyramid((8, 64), None).is_err());
+    }
+
+    #[test]
+    fn style_sides_snap_to_the_ladder_and_never_exceed_the_image() {
+        assert_eq!(style_long_side(500, 2000), 512);
+        assert_eq!(style_long_side(130, 2000), 128);
+        assert_eq!(style_long_side(700, 2000), 768);
+        assert_eq!(style_long_side(512, 300), 300);
+        assert_eq!(style_long_side(4, 300), 16);
+    }
+
+    #[test]
+    fn device_names_parse() {
+        assert_eq!(DeviceChoice::from_name("cuda:1"), Some(DeviceChoice::Cuda(1)));
+        assert_eq!(DeviceChoice::from_name("cpu"), Some(DeviceChoice::Cpu));
+        assert_eq!(DeviceChoice::from_name("tpu"), None);
+    }
+}

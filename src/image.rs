@@ -1,0 +1,262 @@
+//! The core's image type (RGB, f32, display range 0..1), its conversions to
+//! and from tensors, resampling, and file input/output.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// An RGB image with interleaved f32 samples in display range 0..1 (the
+/// values an 8-bit file holds, divided by 255; no linearisation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RgbImage {
+    width: u32,
+    height: u32,
+    data: Vec<f32>,
+}
+
+fn mem_error(reason: impl Into<String>) -> Error {
+    Error::Image { path: PathBuf::new(), reason: reason.into() }
+}
+
+impl RgbImage {
+    /// Wraps `data` (`width * height * 3` samples, row-major RGB). Samples
+    /// must be finite; values outside 0..1 are kept (they are clamped on output).
+    pub fn new(width: u32, height: u32, data: Vec<f32>) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::invalid("image", format!("size {width}×{height} is empty")));
+        }
+        let expected = width as usize * height as usize * 3;
+        if data.len() != expected {
+            return Err(Error::invalid(
+                "image",
+                format!("{} samples for {width}×{height} RGB (expected {expected})", data.len()),
+            ));
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("image", "holds NaN or infinite samples"));
+        }
+        Ok(Self { width, height, data })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The samples, row-major interleaved RGB.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Takes the samples out.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// Resamples to `width`×`height` (Lanczos-3 when shrinking, Catmull-Rom
+    /// when enlarging); returns a copy when the size is unchanged.
+    pub fn resize(&self, width: u32, height: u32) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::invalid("size", format!("cannot resize to {width}×{height}")));
+        }
+        if width == self.width && height == self.height {
+            return Ok(self.clone());
+        }
+        let buffer: ImageBuffer<Rgb<f32>, Vec<f32>> = ImageBuffer::from_raw(self.width, self.height, self.data.clone())
+            .ok_or_else(|| mem_error("buffer size does not match its dimensions"))?;
+        let shrinking = width < self.width || height < self.height;
+        let filter = if shrinking { FilterType::Lanczos3 } else { FilterType::CatmullRom };
+        let resized = image::imageops::resize(&buffer, width, height, filter);
+        Ok(Self { width, height, data: resized.into_raw() })
+    }
+
+    /// The image as a `[1, 3, H, W]` fp32 tensor on `device`.
+    pub fn to_tensor(&self, device: Device) -> Result<Tensor> {
+        let t = Tensor::f_from_slice(&self.data)?
+            .f_view([self.height as i64, self.width as i64, 3])?
+            .f_permute([2, 0, 1])?
+            .f_unsqueeze(0)?
+            .f_contiguous()?;
+        Ok(t.f_to_device(device)?)
+    }
+
+    /// Reads a `[1, 3, H, W]` tensor (any device, any float kind) back,
+    /// clamping to 0..1.
+    pub fn from_tensor(t: &Tensor) -> Result<Self> {
+        let size = t.size();
+        if size.len() != 4 || size[0] != 1 || size[1] != 3 {
+            return Err(mem_error(format!("tensor of shape {size:?} is not a [1, 3, H, W] image")));
+        }
+        let (height, width) = (size[2], size[3]);
+        let hwc = t
+            .f_to_kind(Kind::Float)?
+            .f_clamp(0.0, 1.0)?
+            .f_squeeze_dim(0)?
+            .f_permute([1, 2, 0])?
+            .f_contiguous()?
+            .f_to_device(Device::Cpu)?;
+        let mut data = vec![0f32; (width * height * 3) as usize];
+        let numel = data.len();
+        hwc.f_copy_data(&mut data, numel)?;
+        Ok(Self { width: width as u32, height: height as u32, data })
+    }
+
+    /// Rec. 601 luma per pixel.
+    pub fn luminance(&self) -> Vec<f32> {
+        self.data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect()
+    }
+}
+
+/// Rec. 601 luma of one pixel.
+pub fn luma(r: f32, g: f32, b: f32) -> f32 {
+    0.299 * r + 0.587 * g + 0.114 * b
+}
+
+/// An image read from a file: its colour, its alpha if it had one, and
+/// whether it carried more than 8 bits per sample.
+#[derive(Clone, Debug)]
+pub struct LoadedImage {
+    /// Colour samples.
+    pub rgb: RgbImage,
+    /// Alpha samples 0..1, one per pixel, when the file had alpha.
+    pub alpha: Option<Vec<f32>>,
+    /// True for 16-bit or float files.
+    pub high_depth: bool,
+}
+
+fn file_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Image { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Reads and decodes an image file (PNG, JPEG, TIFF, BMP, PNM, WebP).
+pub fn load(path: &Path) -> Result<LoadedImage> {
+    let reader = image::ImageReader::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let reader = reader.with_guessed_format().map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    if reader.format().is_none() {
+        return Err(file_error(path, "not an image file (unrecognised format)"));
+    }
+    let decoded = reader.decode().map_err(|e| file_error(path, format!("cannot decode: {e}")))?;
+    from_dynamic(decoded).map_err(|e| match e {
+        Error::InvalidArgument { reason, .. } => file_error(path, reason),
+        other => other,
+    })
+}
+
+/// Converts a decoded image.
+pub fn from_dynamic(decoded: DynamicImage) -> Result<LoadedImage> {
+    let high_depth = !matches!(
+        decoded,
+        DynamicImage::ImageLuma8(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageRgb8(_)
+            | DynamicImage::ImageRgba8(_)
+    );
+    let has_alpha = decoded.color().has_alpha();
+    let (width, height) = (decoded.width(), decoded.height());
+    let rgba = decoded.into_rgba32f();
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    let mut alpha = Vec::with_capacity(if has_alpha { width as usize * height as usize } else { 0 });
+    for p in rgba.pixels() {
+        rgb.extend_from_slice(&p.0[..3]);
+        if has_alpha {
+            alpha.push(p.0[3]);
+        }
+    }
+    Ok(LoadedImage { rgb: RgbImage::new(width, height, rgb)?, alpha: has_alpha.then_some(alpha), high_depth })
+}
+
+/// The format `save` would use for `path`, judged by its extension.
+pub fn output_format(path: &Path) -> Result<ImageFormat> {
+    let format = ImageFormat::from_path(path)
+        .map_err(|_| file_error(path, "unknown output format (use .png, .jpg, .tif, .bmp, .ppm or .webp)"))?;
+    if !format.writing_enabled() {
+        return Err(file_error(path, "this format cannot be written"));
+    }
+    Ok(format)
+}
+
+/// Writes `rgb` (and `alpha`, where the format can hold it) to `path`. PNG
+/// and TIFF get 16 bits per sample when `high_depth`. The file is written
+/// under a temporary name in the same folder and renamed on success, so a
+/// failure never leaves a partial file at `path`.
+pub fn save(path: &Path, rgb: &RgbImage, alpha: Option<&[f32]>, high_depth: bool) -> Result<()> {
+    let format = output_format(path)?;
+    let (width, height) = (rgb.width(), rgb.height());
+    if let Some(a) = alpha {
+        if a.len() != width as usize * height as usize {
+            return Err(Error::invalid("alpha", "alpha plane does not match the image size"));
+        }
+    }
+    let keeps_alpha = alpha.is_some() && !matches!(format, ImageFormat::Jpeg | ImageFormat::Bmp | ImageFormat::Pnm);
+    let sixteen = high_depth && matches!(format, ImageFormat::Png | ImageFormat::Tiff);
+    let channels = if keeps_alpha { 4 } else { 3 };
+    let mut samples = Vec::with_capacity(width as usize * height as usize * channels);
+    for (i, p) in rgb.data().chunks_exact(3).enumerate() {
+        samples.extend_from_slice(p);
+        if keeps_alpha {
+            samples.push(alpha.map_or(1.0, |a| a[i]));
+        }
+    }
+    let dynamic = match (keeps_alpha, sixteen) {
+        (false, false) => DynamicImage::ImageRgb8(
+            ImageBuffer::from_raw(width, height, quantise(&samples, 255.0))
+                .ok_or_else(|| file_error(path, "buffer size"))?,
+        ),
+        (true, false) => DynamicImage::ImageRgba8(
+            ImageBuffer::from_raw(width, height, quantise(&samples, 255.0))
+                .ok_or_else(|| file_error(path, "buffer size"))?,
+        ),
+        (false, true) => DynamicImage::ImageRgb16(
+            ImageBuffer::from_raw(width, height, quantise(&samples, 65535.0))
+                .ok_or_else(|| file_error(path, "buffer size"))?,
+        ),
+        (true, true) => DynamicImage::ImageRgba16(
+            ImageBuffer::from_raw(width, height, quantise(&samples, 65535.0))
+                .ok_or_else(|| file_error(path, "buffer size"))?,
+        ),
+    };
+    let file_name = path.file_name().ok_or_else(|| file_error(path, "not a file name"))?.to_string_lossy().into_owned();
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written =
+        dynamic.save_with_format(&temporary, format).map_err(|e| file_error(path, format!("cannot write: {e}")));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
+    std::fs::rename(&temporary, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        file_error(path, format!("cannot rename the finished file into place: {e}"))
+    })
+}
+
+/// Rounds 0..1 samples to integers of the given full scale.
+pub fn quantise<T: FromF32>(samples: &[f32], full_scale: f32) -> Vec<T> {
+    samples.iter().map(|&v| T::from_f32((v.clamp(0.0, 1.0) * full_scale).round())).collect()
+}
+
+/// Integer sample types `quantise` produces.
+pub trait FromF32 {
+    /// Converts an already rounded, in-range value.
+    fn from_f32(v: f32) -> Self;
+}
+
+impl FromF32 for u8 {
+    fn from_f32(v: f32) -> Self {
+        v as u8
+    }
+}
+
+impl FromF32 for u16 {
+    fn from_f32(v: f32) -> Self {
+        v as u16
+    }
+}

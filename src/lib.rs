@@ -1,0 +1,42 @@
+//! styletransfer: neural style transfer (Gatys et al.) on libtorch.
+//!
+//! Layers, one direction: this crate's core modules ([`model`], [`loss`],
+//! [`optim`], [`engine`], [`color`], [`image`]) know nothing of C or of any
+//! host; [`capi`] adapts them to the C ABI declared in
+//! `include/styletransfer.h`; the host shims under `plugins/` use only that
+//! header.
+//!
+//! ```no_run
+//! use styletransfer::{Engine, EngineOptions, LiveWeights, RunOptions, StyleImage, StyleSet, Weights, Flow};
+//! # fn main() -> styletransfer::Result<()> {
+//! let engine = Engine::new(&EngineOptions::new("models/vgg19.safetensors"))?;
+//! let content = styletransfer::image::load("content.jpg".as_ref())?.rgb;
+//! let style = styletransfer::image::load("style.jpg".as_ref())?.rgb;
+//! let mut styles = StyleSet::new(vec![StyleImage { image: style, weight: 1.0 }])?;
+//! let options = RunOptions::default();
+//! let weights = LiveWeights::new(Weights::defaults(options.normalization))?;
+//! let out = engine.run(&content, &mut styles, &options, &weights, &mut |_| Flow::Continue)?;
+//! styletransfer::image::save("out.png".as_ref(), &out.image, None, false)?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod color;
+pub mod engine;
+pub mod error;
+pub mod image;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod workload;
+
+pub use color::PreserveColor;
+pub use engine::{
+    DeviceChoice, Engine, EngineOptions, Flow, Init, Progress, RunOptions, RunOutput, RunReport, StyleImage, StyleSet,
+};
+pub use error::{Error, Result};
+pub use image::RgbImage;
+pub use loss::{LiveWeights, LossTerms, Normalization, Weights};
+pub use model::{InputConvention, Precision};
+pub use optim::{AdamOptions, LbfgsOptions, LineSearch, Optimizer};

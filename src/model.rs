@@ -1,0 +1,539 @@
+//! VGG19 up to conv5_1: loading the model file, the input convention it
+//! declares, and the feature extractor the losses read from.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// The thirteen convolutions the engine runs: (name, in channels, out channels).
+/// Everything after conv5_1 is never needed and never loaded.
+pub const LAYERS: [(&str, i64, i64); 13] = [
+    ("conv1_1", 3, 64),
+    ("conv1_2", 64, 64),
+    ("conv2_1", 64, 128),
+    ("conv2_2", 128, 128),
+    ("conv3_1", 128, 256),
+    ("conv3_2", 256, 256),
+    ("conv3_3", 256, 256),
+    ("conv3_4", 256, 256),
+    ("conv4_1", 256, 512),
+    ("conv4_2", 512, 512),
+    ("conv4_3", 512, 512),
+    ("conv4_4", 512, 512),
+    ("conv5_1", 512, 512),
+];
+
+/// Indices into [`LAYERS`] after whose ReLU the style layers are read
+/// (relu1_1, relu2_1, relu3_1, relu4_1, relu5_1).
+pub const STYLE_LAYER_INDICES: [usize; 5] = [0, 2, 4, 8, 12];
+/// Names of the style layers, in order.
+pub const STYLE_LAYER_NAMES: [&str; 5] = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"];
+/// Index into [`LAYERS`] after whose ReLU the content layer is read (relu4_2).
+pub const CONTENT_LAYER_INDEX: usize = 9;
+/// A 2×2 max-pool runs before these layer indices.
+const POOL_BEFORE: [usize; 4] = [2, 4, 8, 12];
+/// The smallest side an input may have: four poolings must leave one pixel.
+pub const MIN_INPUT_SIDE: i64 = 16;
+
+/// How images are presented to the network, as declared by the model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputConvention {
+    /// The original Caffe VGG19: BGR, 0-255, minus the mean (103.939, 116.779, 123.68).
+    Caffe,
+    /// torchvision's VGG19: RGB, 0-1, ImageNet mean and standard deviation.
+    Torchvision,
+}
+
+impl InputConvention {
+    /// Parses the `input_convention` metadata value.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "caffe" => Some(Self::Caffe),
+            "torchvision" => Some(Self::Torchvision),
+            _ => None,
+        }
+    }
+
+    /// The metadata name of this convention.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Caffe => "caffe",
+            Self::Torchvision => "torchvision",
+        }
+    }
+
+    /// For each model input channel: (source RGB channel, multiplier, offset),
+    /// so that `input[c] = rgb01[source] * multiplier + offset`.
+    fn affine(self) -> [(i64, f64, f64); 3] {
+        match self {
+            Self::Caffe => [(2, 255.0, -103.939), (1, 255.0, -116.779), (0, 255.0, -123.68)],
+            Self::Torchvision => {
+                let mean = [0.485, 0.456, 0.406];
+                let std = [0.229, 0.224, 0.225];
+                [
+                    (0, 1.0 / std[0], -mean[0] / std[0]),
+                    (1, 1.0 / std[1], -mean[1] / std[1]),
+                    (2, 1.0 / std[2], -mean[2] / std[2]),
+                ]
+            }
+        }
+    }
+
+    /// Model-input units per unit of display range: how far a pixel moves in
+    /// the optimised variable when it moves from black to white. Used to
+    /// express step sizes and noise independently of the convention.
+    pub fn scale(self) -> f64 {
+        let affine = self.affine();
+        affine.iter().map(|a| a.1).sum::<f64>() / 3.0
+    }
+
+    /// Converts a `[N, 3, H, W]` RGB tensor in display range 0..1 to model input.
+    pub fn to_model(self, rgb01: &Tensor) -> Result<Tensor> {
+        let device = rgb01.device();
+        let affine = self.affine();
+        let order = Tensor::f_from_slice(&affine.map(|a| a.0))?.f_to_device(device)?;
+        let mul = Tensor::f_from_slice(&affine.map(|a| a.1 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
+        let add = Tensor::f_from_slice(&affine.map(|a| a.2 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
+        let reordered = rgb01.f_index_select(1, &order)?;
+        Ok(reordered.f_mul(&mul)?.f_add(&add)?)
+    }
+
+    /// Converts model input back to a `[N, 3, H, W]` RGB tensor in display range (not clamped).
+    pub fn from_model(self, x: &Tensor) -> Result<Tensor> {
+        let device = x.device();
+        let affine = self.affine();
+        let mul = Tensor::f_from_slice(&affine.map(|a| a.1 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
+        let add = Tensor::f_from_slice(&affine.map(|a| a.2 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
+        let channels = x.f_sub(&add)?.f_div(&mul)?;
+        // Undo the reordering: RGB channel k sits where affine[c].0 == k.
+        let mut inverse = [0i64; 3];
+        for (c, a) in affine.iter().enumerate() {
+            inverse[a.0 as usize] = c as i64;
+        }
+        let inverse = Tensor::f_from_slice(&inverse)?.f_to_device(device)?;
+        Ok(channels.f_index_select(1, &inverse)?)
+    }
+}
+
+/// Arithmetic precision of the network's convolutions. Gram matrices and
+/// losses are always accumulated in fp32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in fp32.
+    Fp32,
+    /// Convolutions in bfloat16.
+    Bf16,
+    /// Convolutions in fp16.
+    Fp16,
+}
+
+impl Precision {
+    /// The tensor kind convolutions run in.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::Fp32 => Kind::Float,
+            Self::Bf16 => Kind::BFloat16,
+            Self::Fp16 => Kind::Half,
+        }
+    }
+
+    /// Parses `fp32`, `bf16` or `fp16`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "fp32" => Some(Self::Fp32),
+            "bf16" => Some(Self::Bf16),
+            "fp16" => Some(Self::Fp16),
+            _ => None,
+        }
+    }
+
+    /// The name `from_name` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+            Self::Fp16 => "fp16",
+        }
+    }
+}
+
+/// Which activations a forward pass must produce; the pass stops after the
+/// deepest one requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needed {
+    /// relu4_2 only (content targets).
+    Content,
+    /// The five style layers only (style targets).
+    Style,
+    /// Both (the objective).
+    All,
+}
+
+/// Activations of one forward pass, in fp32.
+pub struct Features {
+    /// relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (empty when not requested).
+    pub style: Vec<Tensor>,
+    /// relu4_2 (`None` when not requested).
+    pub content: Option<Tensor>,
+}
+
+/// One convolution's parameters in the layouts its kernels want.
+struct Conv {
+    /// `[out, in, 3, 3]`, in the engine's layout (channels-last when enabled).
+    weight: Tensor,
+    bias: Tensor,
+    /// The input-gradient kernel: `weight` with in/out swapped and flipped
+    /// spatially, so that the gradient is itself a padded 3×3 convolution.
+    weight_t: Tensor,
+    /// Contiguous copies for NNPACK (CPU fp32 only).
+    nnpack: Option<NnpackWeights>,
+}
+
+struct NnpackWeights {
+    weight: Tensor,
+    weight_t: Tensor,
+    zero_bias_in: Tensor,
+}
+
+/// The activations a forward pass keeps for its backward pass.
+pub struct Trace {
+    /// ReLU output of every layer run.
+    relu: Vec<Tensor>,
+    /// Max-pool indices, for the layers that a pool precedes.
+    pool_indices: Vec<Option<Tensor>>,
+}
+
+impl Trace {
+    /// ReLU output of layer `index` (see [`LAYERS`]).
+    pub fn activation(&self, index: usize) -> Option<&Tensor> {
+        self.relu.get(index)
+    }
+}
+
+/// The network, resident on one device in one precision.
+pub struct Vgg19 {
+    convs: Vec<Conv>,
+    convention: InputConvention,
+    weights_sha256: String,
+    path: PathBuf,
+    device: Device,
+    precision: Precision,
+    channels_last: bool,
+    allow_nnpack: bool,
+}
+
+fn model_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Model { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// NNPACK's Winograd kernels beat oneDNN on this work when the plane is at
+/// least this many pixels and the layer has at least 64 input channels
+/// (measured on 2-core AVX2 and AVX-512 machines; see `benches/eval.rs`).
+const NNPACK_MIN_PIXELS: i64 = 32 * 32;
+const NNPACK_MIN_CHANNELS: i64 = 64;
+
+fn nnpack_ready() -> bool {
+    // The first call also initialises NNPACK; without it every NNPACK call fails.
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| Tensor::f_internal_nnpack_available().unwrap_or(false))
+}
+
+impl Vgg19 {
+    /// Loads a model file written by `tools/convert_vgg19.py` (safetensors,
+    /// conv1_1..conv5_1, metadata `input_convention`). Every layer's presence,
+    /// shape, dtype and finiteness is checked.
+    pub fn load(path: &Path, device: Device, precision: Precision) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| model_error(path, format!("cannot read: {e}")))?;
+        Self::from_bytes(&bytes, path, device, precision)
+    }
+
+    /// Like [`Vgg19::load`], from the file's bytes; `path` is used in messages only.
+    pub fn from_bytes(bytes: &[u8], path: &Path, device: Device, precision: Precision) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| model_error(path, format!("not a safetensors model file ({e})")))?;
+        let metadata: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
+        let convention_name =
+            metadata.get("input_convention").ok_or_else(|| model_error(path, "metadata lacks `input_convention`"))?;
+        let convention = InputConvention::from_name(convention_name).ok_or_else(|| {
+            model_error(path, format!("unknown input convention `{convention_name}` (expected caffe or torchvision)"))
+        })?;
+        let weights_sha256 = metadata.get("weights_sha256").cloned().unwrap_or_default();
+        let tensors =
+            SafeTensors::deserialize(bytes).map_err(|e| model_error(path, format!("corrupt tensor data ({e})")))?;
+        let kind = precision.kind();
+        let use_nnpack = device == Device::Cpu && precision == Precision::Fp32 && nnpack_ready();
+        let mut convs = Vec::with_capacity(LAYERS.len());
+        for (name, cin, cout) in LAYERS {
+            let weight = load_tensor(&tensors, path, &format!("{name}.weight"), &[cout, cin, 3, 3])?;
+            let bias = load_tensor(&tensors, path, &format!("{name}.bias"), &[cout])?;
+            let finite = weight.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0
+                && bias.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+            if !finite {
+                return Err(model_error(path, format!("{name} holds NaN or infinite values")));
+            }
+            let weight = weight.f_to_device(device)?.f_to_kind(kind)?;
+            let bias = bias.f_to_device(device)?.f_to_kind(kind)?;
+            let weight_t = weight.f_transpose(0, 1)?.f_flip([2, 3])?.f_contiguous()?;
+            let nnpack = if use_nnpack {
+                Some(NnpackWeights {
+                    weight: weight.f_contiguous()?,
+                    weight_t: weight_t.f_contiguous()?,
+                    zero_bias_in: Tensor::f_zeros([cin], (kind, device))?,
+                })
+            } else {
+                None
+            };
+            convs.push(Conv { weight, bias, weight_t, nnpack });
+        }
+        Ok(Self {
+            convs,
+            convention,
+            weights_sha256,
+            path: path.to_path_buf(),
+            device,
+            precision,
+            channels_last: false,
+            allow_nnpack: false,
+        })
+    }
+
+    /// Stores weights and runs convolutions in channels-last layout (NHWC
+    /// strides), which oneDNN and cuDNN run faster.
+    pub fn set_channels_last(&mut self, enabled: bool) -> Result<()> {
+        if enabled == self.channels_last {
+            return Ok(());
+        }
+        for conv in &mut self.convs {
+            conv.weight = layout(&conv.weight, enabled)?;
+            conv.weight_t = layout(&conv.weight_t, enabled)?;
+        }
+        self.channels_last = enabled;
+        Ok(())
+    }
+
+    /// Allows NNPACK's Winograd kernels for the large CPU fp32 layers. Off by
+    /// default: alone they are about twice as fast as oneDNN's, but NNPACK's
+    /// thread pool and libtorch's OpenMP pool then contend for the cores and
+    /// a whole evaluation got slower on the 2-core machines measured.
+    pub fn set_nnpack(&mut self, allowed: bool) {
+        self.allow_nnpack = allowed;
+    }
+
+    fn wants_nnpack(&self, input: &Tensor, in_channels: i64) -> bool {
+        let size = input.size();
+        self.allow_nnpack && in_channels >= NNPACK_MIN_CHANNELS && size[2] * size[3] >= NNPACK_MIN_PIXELS
+    }
+
+    /// Layer `index`'s 3×3 convolution (no ReLU).
+    fn conv_forward(&self, index: usize, input: &Tensor) -> Result<Tensor> {
+        let conv = &self.convs[index];
+        if let Some(nn) = &conv.nnpack {
+            if self.wants_nnpack(input, LAYERS[index].1) {
+                return Ok(input.f_contiguous()?.f_internal_nnpack_spatial_convolution(
+                    &nn.weight,
+                    Some(&conv.bias),
+                    [1, 1],
+                    [1, 1],
+                )?);
+            }
+        }
+        Ok(layout(input, self.channels_last)?.f_conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1)?)
+    }
+
+    /// Gradient with respect to layer `index`'s input, given the gradient
+    /// with respect to its (pre-ReLU) output.
+    fn conv_input_grad(&self, index: usize, grad_output: &Tensor) -> Result<Tensor> {
+        let conv = &self.convs[index];
+        if let Some(nn) = &conv.nnpack {
+            if self.wants_nnpack(grad_output, LAYERS[index].2) && LAYERS[index].1 >= NNPACK_MIN_CHANNELS {
+                return Ok(grad_output.f_contiguous()?.f_internal_nnpack_spatial_convolution(
+                    &nn.weight_t,
+                    Some(&nn.zero_bias_in),
+                    [1, 1],
+                    [1, 1],
+                )?);
+            }
+        }
+        Ok(layout(grad_output, self.channels_last)?.f_conv2d(
+            &conv.weight_t,
+            None::<&Tensor>,
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            1,
+        )?)
+    }
+
+    /// Forward pass to conv5_1 keeping what [`Vgg19::backward`] needs. No
+    /// autograd graph is built: the backward pass is written out by hand,
+    /// which lets each convolution use the fastest kernel for its shape.
+    pub fn trace(&self, x: &Tensor) -> Result<Trace> {
+        let _guard = tch::no_grad_guard();
+        let last = STYLE_LAYER_INDICES[4];
+        let mut h = x.f_to_kind(self.precision.kind())?;
+        let mut relu = Vec::with_capacity(last + 1);
+        let mut pool_indices = Vec::with_capacity(last + 1);
+        for index in 0..=last {
+            if POOL_BEFORE.contains(&index) {
+                let (pooled, indices) = h.f_max_pool2d_with_indices([2, 2], [2, 2], [0, 0], [1, 1], false)?;
+                h = pooled;
+                pool_indices.push(Some(indices));
+            } else {
+                pool_indices.push(None);
+            }
+            h = self.conv_forward(index, &h)?.f_relu()?;
+            relu.push(h.shallow_clone());
+        }
+        Ok(Trace { relu, pool_indices })
+    }
+
+    /// Gradient with respect to the network input, given gradients with
+    /// respect to some layers' ReLU outputs (`(layer index, gradient)` in any
+    /// order; gradients in fp32 or the model's precision).
+    pub fn backward(&self, trace: &Trace, x: &Tensor, taps: &[(usize, Tensor)]) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let kind = self.precision.kind();
+        let deepest = taps.iter().map(|(i, _)| *i).max().ok_or_else(|| Error::invalid("taps", "no gradient given"))?;
+        let mut grad: Option<Tensor> = None;
+        for index in (0..=deepest).rev() {
+            for (_, g) in taps.iter().filter(|(i, _)| *i == index) {
+                let g = g.f_to_kind(kind)?;
+                grad = Some(match grad {
+                    Some(sum) => sum.f_add(&g)?,
+                    None => g,
+                });
+            }
+            let Some(g) = grad.take() else { continue };
+            let pre_relu = trace.relu[index].f_threshold_backward(&g, 0.0)?;
+            let mut g = self.conv_input_grad(index, &pre_relu)?;
+            if let Some(indices) = &trace.pool_indices[index] {
+                let pool_input = &trace.relu[index - 1];
+                g = pool_input.f_max_pool2d_with_indices_backward(
+                    &g,
+                    [2, 2],
+                    [2, 2],
+                    [0, 0],
+                    [1, 1],
+                    false,
+                    indices,
+                )?;
+            }
+            grad = Some(g);
+        }
+        let grad = grad.ok_or_else(|| Error::invalid("taps", "no gradient given"))?;
+        Ok(grad.f_to_kind(x.kind())?.f_contiguous()?)
+    }
+
+    /// The input convention the file declares.
+    pub fn convention(&self) -> InputConvention {
+        self.convention
+    }
+
+    /// The digest of the stored weights (metadata `weights_sha256`), empty if absent.
+    pub fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+
+    /// The file this model came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The precision convolutions run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Runs the network on `x` (`[1, 3, H, W]` model input, fp32) and returns
+    /// the requested activations in fp32. Stops after the deepest one needed.
+    /// Differentiable by autograd when `x` requires grad (used by tests and
+    /// forward-only evaluations; the optimiser uses [`Vgg19::trace`] and
+    /// [`Vgg19::backward`]).
+    pub fn features(&self, x: &Tensor, needed: Needed) -> Result<Features> {
+        let last = match needed {
+            Needed::Content => CONTENT_LAYER_INDEX,
+            Needed::Style | Needed::All => STYLE_LAYER_INDICES[4],
+        };
+        let kind = self.precision.kind();
+        let mut h = x.f_to_kind(kind)?;
+        let mut style = Vec::new();
+        let mut content = None;
+        for index in 0..=last {
+            if POOL_BEFORE.contains(&index) {
+                h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
+            }
+            h = self.conv_forward(index, &h)?.f_relu()?;
+            let wants_style = needed != Needed::Content && STYLE_LAYER_INDICES.contains(&index);
+            if wants_style {
+                style.push(h.f_to_kind(Kind::Float)?);
+            }
+            if needed != Needed::Style && index == CONTENT_LAYER_INDEX {
+                content = Some(h.f_to_kind(Kind::Float)?);
+            }
+        }
+        Ok(Features { style, content })
+    }
+}
+
+/// Gives `t` channels-last strides (or back to contiguous), as libtorch picks
+/// the convolution layout from the input's strides.
+fn layout(t: &Tensor, channels_last: bool) -> Result<Tensor> {
+    if channels_last {
+        Ok(t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
+    } else {
+        Ok(t.f_contiguous()?)
+    }
+}
+
+fn load_tensor(tensors: &SafeTensors<'_>, path: &Path, name: &str, shape: &[i64]) -> Result<Tensor> {
+    let view = tensors.tensor(name).map_err(|_| model_error(path, format!("layer tensor `{name}` is missing")))?;
+    let actual: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+    if actual != shape {
+        return Err(model_error(path, format!("`{name}` has shape {actual:?}, expected {shape:?}")));
+    }
+    let kind = match view.dtype() {
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::F32 => Kind::Float,
+        other => return Err(model_error(path, format!("`{name}` has dtype {other:?}, expected F16, BF16 or F32"))),
+    };
+    let tensor = Tensor::f_from_data_size(view.data(), shape, kind)?;
+    Ok(tensor.f_to_kind(Kind::Float)?)
+}
+
+/// The model file's name in the repository and in installed data folders.
+pub const MODEL_FILE_NAME: &str = "vgg19.safetensors";
+
+/// Finds the model file: `explicit` if given; else `$ST_MODEL`; else
+/// `./models/vgg19.safetensors`; else, relative to the running executable,
+/// `../share/styletransfer/` (an installed layout) and `../../models/` (a
+/// build inside the repository).
+pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("ST_MODEL").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let mut candidates = vec![PathBuf::from("models").join(MODEL_FILE_NAME)];
+    if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
+        candidates.push(dir.join("../share/styletransfer").join(MODEL_FILE_NAME));
+        candidates.push(dir.join("../../models").join(MODEL_FILE_NAME));
+    }
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| Error::Model {
+        path: PathBuf::from(MODEL_FILE_NAME),
+        reason: format!(
+            "not found (looked in {}); run `make model` or pass --model / set ST_MODEL",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}

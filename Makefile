@@ -22,10 +22,10 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 
 # Debian packages the build and the tests need.
-APT_PACKAGES := build-essential pkg-config python3-venv valgrind
+APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev
 
-.PHONY: deps venv model build demo test check-format clippy unit-tests doc header check-header bench-build \
-        install uninstall bench clean
+.PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
+        install bench clean test-c c-example
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -38,6 +38,42 @@ model: venv
 
 build: venv
 	$(CARGO) build $(CARGO_FLAGS) --bins --lib --examples
+	scripts/install.sh --uninstalled
+
+# Regenerate include/styletransfer.h from src/capi/ (tests/header.rs checks it).
+header: venv
+	UPDATE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
+
+install: build model
+	scripts/install.sh "$(PREFIX)"
+
+# C tests against the installed header and library, under AddressSanitizer
+# and under valgrind memcheck. TEST_PREFIX is a throwaway install.
+TEST_PREFIX := $(ROOT)/build/install
+C_PKG = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig pkg-config
+C_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -O1
+
+test-c: build model
+	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
+	mkdir -p build/c
+	cc $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer tests/c/test_capi.c \
+	    $$($(C_PKG) --cflags --libs styletransfer) -lm -lpthread -o build/c/test_capi_asan
+	cc $(C_FLAGS) tests/c/test_capi.c $$($(C_PKG) --cflags --libs styletransfer) -lm -lpthread -o build/c/test_capi
+	@echo "== C tests under AddressSanitizer"
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 build/c/test_capi_asan
+	@echo "== C tests under valgrind memcheck"
+	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	    --show-leak-kinds=definite --suppressions=tests/c/valgrind.supp build/c/test_capi
+
+# The C example, built from the installed .pc, on the sample images.
+c-example: build model
+	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
+	mkdir -p build/c
+	cc -O2 -Wall -Werror examples/c/stylize.c $$($(C_PKG) --cflags --libs styletransfer libpng) -o build/c/stylize-c
+	.venv/bin/python3 -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).convert("RGB").save(sys.argv[2]); Image.open(sys.argv[3]).convert("RGB").save(sys.argv[4])' \
+	    examples/images/chelsea.jpg build/c/chelsea.ppm examples/images/mosaic.jpg build/c/mosaic.png
+	build/c/stylize-c build/c/chelsea.ppm build/c/mosaic.png build/c/chelsea-mosaic.png --size 48 --iterations 3 --device cpu
+	.venv/bin/python3 -c 'import sys; from PIL import Image; im = Image.open(sys.argv[1]); assert im.size == (451, 300), im.size; print("C example output", im.size, im.mode)' build/c/chelsea-mosaic.png
 
 demo: model build
 	mkdir -p out
@@ -60,7 +96,7 @@ doc: venv
 bench-build: venv
 	$(CARGO) bench $(CARGO_FLAGS) --no-run
 
-test: deps venv model check-format clippy unit-tests doc bench-build
+test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example
 	@echo "all checks passed"
 
 bench: model build

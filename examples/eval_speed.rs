@@ -7,12 +7,13 @@
 //!
 //! usage: eval_speed [--model PATH] [--device cpu|cuda] [--sizes 64,128,256]
 //!                   [--evals N] [--precision fp32|bf16|fp16] [--nnpack] [--no-channels-last] [--lbfgs]
+//!                   [--threads N]
 
 use std::time::Instant;
 
 use styletransfer::engine::device_name;
-use styletransfer::model::{find_model, Vgg19};
 use styletransfer::loss::{Objective, Weights};
+use styletransfer::model::{find_model, Vgg19};
 use styletransfer::optim::{Evaluation, Problem};
 use styletransfer::workload::Workload;
 use styletransfer::{DeviceChoice, Error, LbfgsOptions, Precision, Result};
@@ -49,6 +50,9 @@ fn main() -> Result<()> {
         .map(|s| s.parse().map_err(|_| Error::invalid("sizes", s.to_string())))
         .collect::<Result<_>>()?;
     let evals: usize = arg(&args, "--evals").and_then(|s| s.parse().ok()).unwrap_or(10);
+    if let Some(threads) = arg(&args, "--threads").and_then(|s| s.parse().ok()) {
+        tch::set_num_threads(threads);
+    }
     let mut model = Vgg19::load(&model_path, device, precision)?;
     model.set_nnpack(args.iter().any(|a| a == "--nnpack"));
     model.set_channels_last(!args.iter().any(|a| a == "--no-channels-last"))?;
@@ -66,7 +70,12 @@ fn main() -> Result<()> {
         let start = Instant::now();
         if args.iter().any(|a| a == "--lbfgs") {
             let mut problem = Timed { objective: &objective, weights, shape: workload.x.size() };
-            let _ = styletransfer::optim::lbfgs(&mut problem, &workload.x.f_flatten(0, -1)?, evals, &LbfgsOptions::default())?;
+            let _ = styletransfer::optim::lbfgs(
+                &mut problem,
+                &workload.x.f_flatten(0, -1)?,
+                evals,
+                &LbfgsOptions::default(),
+            )?;
         } else {
             for _ in 0..evals {
                 let (losses, _grad) = objective.value_and_grad(&workload.x, &weights)?;

@@ -260,3 +260,40 @@ impl FromF32 for u16 {
         v as u16
     }
 }
+
+/// sRGB transfer function: linear light → display value (both 0..1).
+pub fn linear_to_srgb(v: f32) -> f32 {
+    if v <= 0.003_130_8 {
+        12.92 * v
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+/// Inverse sRGB transfer function: display value → linear light.
+pub fn srgb_to_linear(v: f32) -> f32 {
+    if v <= 0.040_45 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// `mask · stylised + (1 − mask) · content` per pixel (mask 0..1, one value per pixel).
+pub fn blend_with_mask(stylised: &RgbImage, content: &RgbImage, mask: &[f32]) -> Result<RgbImage> {
+    let pixels = content.width() as usize * content.height() as usize;
+    if (stylised.width(), stylised.height()) != (content.width(), content.height()) || mask.len() != pixels {
+        return Err(Error::invalid("mask", "the mask, the content and the result must have the same size"));
+    }
+    let data = stylised
+        .data()
+        .chunks_exact(3)
+        .zip(content.data().chunks_exact(3))
+        .zip(mask)
+        .flat_map(|((s, c), &m)| {
+            let m = m.clamp(0.0, 1.0);
+            [m * s[0] + (1.0 - m) * c[0], m * s[1] + (1.0 - m) * c[1], m * s[2] + (1.0 - m) * c[2]]
+        })
+        .collect();
+    RgbImage::new(content.width(), content.height(), data)
+}

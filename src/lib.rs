@@ -1,8 +1,8 @@
 //! styletransfer: neural style transfer (Gatys et al.) on libtorch.
 //!
 //! Layers, one direction: this crate's core modules ([`model`], [`loss`],
-//! [`optim`], [`engine`], [`color`], [`image`]) know nothing of C or of any
-//! host; [`capi`] adapts them to the C ABI declared in
+//! [`optim`], [`engine`], [`style`], [`pack`], [`color`], [`image`]) know
+//! nothing of C or of any host; [`capi`] adapts them to the C ABI declared in
 //! `include/styletransfer.h`; the host shims under `plugins/` use only that
 //! header.
 //!
@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod capi;
 pub mod color;
 pub mod engine;
 pub mod error;
@@ -29,14 +30,16 @@ pub mod image;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod pack;
+pub mod style;
 pub mod workload;
 
 pub use color::PreserveColor;
-pub use engine::{
-    DeviceChoice, Engine, EngineOptions, Flow, Init, Progress, RunOptions, RunOutput, RunReport, StyleImage, StyleSet,
-};
+pub use engine::{DeviceChoice, Engine, EngineOptions, Flow, Init, Progress, RunOptions, RunOutput, RunReport};
 pub use error::{Error, Result};
 pub use image::RgbImage;
 pub use loss::{LiveWeights, LossTerms, Normalization, Weights};
 pub use model::{InputConvention, Precision};
 pub use optim::{AdamOptions, LbfgsOptions, LineSearch, Optimizer};
+pub use pack::{PackInfo, StylePack};
+pub use style::{StyleImage, StyleSet};

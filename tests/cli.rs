@@ -163,7 +163,9 @@ fn bad_images_fail_cleanly() {
     let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x00\x00\x00\x00\x00\x08\x02\x00\x00\x00".to_vec();
     png.extend_from_slice(&[0, 0, 0, 0]);
     std::fs::write(&zero, png).unwrap();
-    for (content, needle) in [(&text, "not an image"), (&fake, "cannot decode"), (&tiny, "too small"), (&zero, "cannot decode")] {
+    for (content, needle) in
+        [(&text, "not an image"), (&fake, "cannot decode"), (&tiny, "too small"), (&zero, "cannot decode")]
+    {
         let output = stylize(&[
             "--content",
             content.to_str().unwrap(),

@@ -7,30 +7,46 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use styletransfer::engine::{default_adam, default_lbfgs, DEFAULT_ADAM_LR};
 use styletransfer::model::find_model;
+use styletransfer::pack::{list_packs, style_dirs};
 use styletransfer::{
     image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, Init, LbfgsOptions, LineSearch, LiveWeights,
-    Normalization, Optimizer, Precision, PreserveColor, Result, RunOptions, StyleImage, StyleSet, Weights,
+    Normalization, Optimizer, Precision, PreserveColor, Result, RunOptions, StyleImage, StylePack, StyleSet, Weights,
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "stylize", version, about = "Neural style transfer (Gatys et al.) on libtorch", max_term_width = 100, args_override_self = true, allow_negative_numbers = true)]
+#[command(
+    name = "stylize",
+    version,
+    about = "Neural style transfer (Gatys et al.) on libtorch",
+    max_term_width = 100,
+    args_override_self = true,
+    allow_negative_numbers = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Content image (its size is the output size).
-    #[arg(long, value_name = "PATH")]
-    content: PathBuf,
-    /// Style image; repeat for several styles.
     #[arg(long, value_name = "PATH", required = true)]
+    content: Option<PathBuf>,
+    /// Style image; repeat for several styles.
+    #[arg(long, value_name = "PATH", required_unless_present = "style_pack")]
     style: Vec<PathBuf>,
     /// Blend weights of the styles, comma-separated, one per --style.
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     style_blend: Option<Vec<f64>>,
+    /// Style pack, optionally with a blend weight (`a.stpack:0.7`); repeatable,
+    /// and combinable with --style.
+    #[arg(long, value_name = "PATH[:W]")]
+    style_pack: Vec<String>,
     /// Output image (.png, .jpg, .tif, .bmp, .ppm, .webp).
-    #[arg(short = 'o', long, value_name = "PATH")]
-    output: PathBuf,
+    #[arg(short = 'o', long, value_name = "PATH", required = true)]
+    output: Option<PathBuf>,
     /// Long side of the working image [default: the content's, at most 512].
     #[arg(long, value_name = "N")]
     size: Option<u32>,
@@ -54,11 +70,12 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = OptimizerArg::Lbfgs)]
     optimizer: OptimizerArg,
     /// L-BFGS step length strategy.
-    #[arg(long, value_enum, default_value_t = LineSearchArg::Fixed)]
+    #[arg(long, value_enum, default_value_t = LineSearchArg::Backtracking)]
     line_search: LineSearchArg,
-    /// Largest pixel change of L-BFGS's first step, display units (0 = torch's rule).
-    #[arg(long, value_name = "D", default_value_t = styletransfer::engine::DEFAULT_LBFGS_FIRST_STEP)]
-    first_step: f64,
+    /// Largest pixel change of L-BFGS's first step, display units [default:
+    /// torch's rule, a step of min(1, 1/|g|₁)].
+    #[arg(long, value_name = "D")]
+    first_step: Option<f64>,
     /// L-BFGS history size.
     #[arg(long, value_name = "N", default_value_t = 100)]
     history: usize,
@@ -104,6 +121,51 @@ struct Cli {
     report: Option<ReportArg>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Style packs: precomputed style statistics for one-click switching.
+    #[command(subcommand)]
+    Pack(PackCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PackCommand {
+    /// Compute a pack from one or more style images.
+    Create {
+        /// Style image; repeat to blend several.
+        #[arg(long, value_name = "PATH", required = true)]
+        style: Vec<PathBuf>,
+        /// Blend weights, one per --style.
+        #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
+        style_blend: Option<Vec<f64>>,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Output file (.stpack).
+        #[arg(short = 'o', long, value_name = "PATH")]
+        output: PathBuf,
+        /// Model file.
+        #[arg(long, value_name = "PATH")]
+        model: Option<PathBuf>,
+        /// Device: auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Describe a pack (as JSON with --json); --thumbnail writes its thumbnail.
+    Info {
+        /// The pack.
+        path: PathBuf,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Write the thumbnail (PNG) here.
+        #[arg(long, value_name = "PATH")]
+        thumbnail: Option<PathBuf>,
+    },
+    /// List the packs in the style folders ($ST_STYLE_PATH, $XDG_DATA_HOME/styletransfer/styles, installed).
+    List,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OptimizerArg {
     Lbfgs,
@@ -114,6 +176,7 @@ enum OptimizerArg {
 enum LineSearchArg {
     Fixed,
     StrongWolfe,
+    Backtracking,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -142,7 +205,11 @@ enum ReportArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let outcome = match &cli.command {
+        Some(Command::Pack(command)) => pack(command),
+        None => run(&cli),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stylize: error: {e}");
@@ -165,24 +232,106 @@ fn weights(cli: &Cli, normalization: Normalization) -> Result<Weights> {
     }
 }
 
+fn blend_weights(style_blend: &Option<Vec<f64>>, count: usize) -> Result<Vec<f64>> {
+    match style_blend {
+        Some(blend) if blend.len() != count => {
+            Err(Error::invalid("style-blend", format!("{} weights given for {} style images", blend.len(), count)))
+        }
+        Some(blend) => Ok(blend.clone()),
+        None => Ok(vec![1.0; count]),
+    }
+}
+
+/// `PATH[:WEIGHT]`; a suffix that is not a number belongs to the path.
+fn pack_argument(text: &str) -> (PathBuf, f64) {
+    match text.rsplit_once(':') {
+        Some((path, weight)) => match weight.parse::<f64>() {
+            Ok(w) => (PathBuf::from(path), w),
+            Err(_) => (PathBuf::from(text), 1.0),
+        },
+        None => (PathBuf::from(text), 1.0),
+    }
+}
+
+fn pack(command: &PackCommand) -> Result<()> {
+    match command {
+        PackCommand::Create { style, style_blend, name, output, model, device } => {
+            let blend = blend_weights(style_blend, style.len())?;
+            let device = DeviceChoice::from_name(device)
+                .ok_or_else(|| Error::invalid("device", format!("`{device}` is not auto, cpu, cuda or cuda:N")))?;
+            let mut styles = Vec::with_capacity(style.len());
+            for (path, weight) in style.iter().zip(&blend) {
+                styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
+            }
+            let engine = Engine::new(&EngineOptions {
+                model_path: find_model(model.as_deref())?,
+                device,
+                precision: None,
+                threads: None,
+            })?;
+            let started = std::time::Instant::now();
+            let created = StylePack::create(&engine, &styles, name)?;
+            created.save(output)?;
+            eprintln!(
+                "stylize: wrote {} ({} style sizes, {:.1} s)",
+                output.display(),
+                created.info().sides.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        PackCommand::Info { path, json, thumbnail } => {
+            let info = StylePack::read_info(path)?;
+            if let Some(out) = thumbnail {
+                std::fs::write(out, &info.thumbnail)
+                    .map_err(|e| Error::Io { context: format!("writing {}", out.display()), source: e })?;
+            }
+            if *json {
+                let line = serde_json::json!({
+                    "name": info.name, "format_version": info.format_version, "library_version": info.library_version,
+                    "model_sha256": info.model_sha256, "source_sha256": info.source_sha256, "blend": info.blend,
+                    "layers": info.layers, "sides": info.sides, "thumbnail_bytes": info.thumbnail.len(),
+                });
+                println!("{line}");
+            } else {
+                println!("name:            {}", info.name);
+                println!(
+                    "format:          {} (written by styletransfer {})",
+                    info.format_version, info.library_version
+                );
+                println!("model:           {}", info.model_sha256);
+                println!("sources:         {}", info.source_sha256.join(", "));
+                println!("blend:           {:?}", info.blend);
+                println!("layers:          {}", info.layers.join(", "));
+                println!("style sizes:     {:?}", info.sides);
+                println!("thumbnail:       {} bytes of PNG", info.thumbnail.len());
+            }
+            Ok(())
+        }
+        PackCommand::List => {
+            let installed = std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|d| d.join("../share/styletransfer/styles")));
+            for entry in list_packs(&style_dirs(installed.as_deref())) {
+                println!("{}\t{}", entry.name, entry.path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<()> {
+    let (Some(content_path), Some(output_path)) = (&cli.content, &cli.output) else {
+        return Err(Error::invalid("content", "--content and --output are required"));
+    };
     // Everything that can be checked cheaply is checked before the model loads.
-    image::output_format(&cli.output)?;
+    image::output_format(output_path)?;
     let normalization = match cli.normalization {
         NormalizationArg::Relative => Normalization::Relative,
         NormalizationArg::Reference => Normalization::Reference,
     };
     let weights = LiveWeights::new(weights(cli, normalization)?)?;
-    let blend = match &cli.style_blend {
-        Some(blend) if blend.len() != cli.style.len() => {
-            return Err(Error::invalid(
-                "style-blend",
-                format!("{} weights given for {} style images", blend.len(), cli.style.len()),
-            ))
-        }
-        Some(blend) => blend.clone(),
-        None => vec![1.0; cli.style.len()],
-    };
+    let blend = blend_weights(&cli.style_blend, cli.style.len())?;
     let style_layer_weights = match &cli.style_layer_weights {
         None => [1.0; 5],
         Some(w) => <[f64; 5]>::try_from(w.as_slice())
@@ -190,12 +339,13 @@ fn run(cli: &Cli) -> Result<()> {
     };
     let device = DeviceChoice::from_name(&cli.device)
         .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", cli.device)))?;
-    let content = image::load(&cli.content)?;
+    let content = image::load(content_path)?;
     let mut styles = Vec::with_capacity(cli.style.len());
     for (path, weight) in cli.style.iter().zip(&blend) {
         styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
     }
     let mut styles = StyleSet::new(styles)?;
+    let packs: Vec<(PathBuf, f64)> = cli.style_pack.iter().map(|p| pack_argument(p)).collect();
     let init = match cli.init.as_str() {
         "content" => Init::Content,
         "noise" => Init::Noise,
@@ -212,13 +362,17 @@ fn run(cli: &Cli) -> Result<()> {
         }),
         threads: cli.threads,
     })?;
+    for (path, weight) in packs {
+        styles.add_pack(StylePack::load(&path, engine.model().weights_sha256())?, weight)?;
+    }
     let optimizer = match cli.optimizer {
         OptimizerArg::Lbfgs => Optimizer::Lbfgs(LbfgsOptions {
             history: cli.history,
-            first_step: (cli.first_step > 0.0).then_some(cli.first_step),
+            first_step: cli.first_step,
             line_search: match cli.line_search {
                 LineSearchArg::Fixed => LineSearch::Fixed,
                 LineSearchArg::StrongWolfe => LineSearch::StrongWolfe,
+                LineSearchArg::Backtracking => LineSearch::Backtracking,
             },
             ..default_lbfgs()
         }),
@@ -267,13 +421,13 @@ fn run(cli: &Cli) -> Result<()> {
         bar.finish_and_clear();
     }
     let output = output?;
-    image::save(&cli.output, &output.image, content.alpha.as_deref(), content.high_depth)?;
+    image::save(output_path, &output.image, content.alpha.as_deref(), content.high_depth)?;
     if cli.report.is_some() {
         let r = &output.report;
         let levels: Vec<_> = r.levels.iter().map(|(w, h)| serde_json::json!([w, h])).collect();
         let working = r.levels.last().copied().unwrap_or_default();
         let line = serde_json::json!({
-            "output": cli.output.display().to_string(),
+            "output": output_path.display().to_string(),
             "loss": {"content": r.loss.content, "style": r.loss.style, "tv": r.loss.tv, "total": r.loss.total},
             "evaluations": r.evaluations,
             "seconds": r.seconds,

@@ -1,12 +1,13 @@
 //! Limited-memory BFGS on flat tensors.
 //!
 //! The direction comes from the usual two-loop recursion over the last
-//! `history` curvature pairs, scaled by `s·y / y·y`. Without a line search the
-//! step is fixed (`step`, the first one shrunk to `min(1, 1/|g|₁)`), the
-//! behaviour of `torch.optim.LBFGS` that most style-transfer code uses. The
-//! strong-Wolfe search (Nocedal & Wright, algorithms 3.5 and 3.6, cubic
-//! interpolation) costs extra evaluations per step but never accepts a step
-//! that raises the loss.
+//! `history` curvature pairs, scaled by `s·y / y·y`. Three step strategies:
+//! a fixed step (`step`, the first one shrunk to `min(1, 1/|g|₁)`), the
+//! behaviour of `torch.optim.LBFGS` that most style-transfer code uses;
+//! Armijo backtracking (the default), which costs one evaluation per step
+//! as long as steps lower the loss and never takes one that raises it; and
+//! a strong-Wolfe search (Nocedal & Wright, algorithms 3.5 and 3.6, cubic
+//! interpolation), which spends more evaluations per step.
 
 use std::collections::VecDeque;
 
@@ -22,6 +23,11 @@ pub enum LineSearch {
     Fixed,
     /// Strong-Wolfe conditions (c1 = 1e-4, c2 = 0.9).
     StrongWolfe,
+    /// Armijo backtracking: the step is taken when it lowers the loss enough
+    /// (c1 = 1e-4), else shortened by quadratic interpolation and tried again.
+    /// Usually one evaluation per iteration, like the fixed step, but a step
+    /// that raises the loss is never taken.
+    Backtracking,
 }
 
 /// L-BFGS settings.
@@ -42,7 +48,7 @@ pub struct LbfgsOptions {
 
 impl Default for LbfgsOptions {
     fn default() -> Self {
-        Self { history: 100, step: 1.0, line_search: LineSearch::Fixed, tolerance_grad: 0.0, first_step: None }
+        Self { history: 100, step: 1.0, line_search: LineSearch::Backtracking, tolerance_grad: 0.0, first_step: None }
     }
 }
 
@@ -68,6 +74,11 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
     }
     if !(options.step.is_finite() && options.step > 0.0) {
         return Err(Error::invalid("step", "must be a positive number"));
+    }
+    if let Some(change) = options.first_step {
+        if !(change.is_finite() && change > 0.0) {
+            return Err(Error::invalid("first_step", "must be a positive number"));
+        }
     }
     let mut best = Best::new();
     let mut x = x0.f_detach_copy()?;
@@ -158,9 +169,16 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
                 let eval = problem.evaluate(&x_new)?;
                 (x_new, eval, 1, t)
             }
+            LineSearch::Backtracking => {
+                let budget = max_evals - evals;
+                let start = (current.loss, gtd, current.generation);
+                let (t, x_new, eval, used) = backtrack(problem, &x, &d, t, start, budget, &mut best)?;
+                (x_new, eval, used, t)
+            }
             LineSearch::StrongWolfe => {
                 let budget = max_evals - evals;
-                let (t, x_new, eval, used) = strong_wolfe(problem, &x, &d, t, current.loss, gtd, budget, &mut best)?;
+                let start = (current.loss, gtd, current.generation);
+                let (t, x_new, eval, used) = strong_wolfe(problem, &x, &d, t, start, budget, &mut best)?;
                 (x_new, eval, used, t)
             }
         };
@@ -174,6 +192,42 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
         }
     }
     best.into_x(&x)
+}
+
+/// Armijo backtracking along `d` from `x`: returns the accepted step, the
+/// point, its evaluation and the evaluations used (≥ 1). When the budget
+/// runs out the last trial is returned.
+#[allow(clippy::too_many_arguments)]
+fn backtrack(
+    problem: &mut dyn Problem,
+    x: &Tensor,
+    d: &Tensor,
+    t_initial: f64,
+    (loss0, gtd0, generation): (f64, f64, u64),
+    budget: usize,
+    best: &mut Best,
+) -> Result<(f64, Tensor, Evaluation, usize)> {
+    const C1: f64 = 1e-4;
+    const MAX_TRIALS: usize = 10;
+    let budget = budget.clamp(1, MAX_TRIALS);
+    let mut t = t_initial;
+    let mut used = 0;
+    loop {
+        let point = axpy(x, t, d)?;
+        let eval = problem.evaluate(&point)?;
+        used += 1;
+        best.offer(&point, &eval)?;
+        // A changed objective (weights set mid-run) makes the comparison
+        // meaningless: take the step; the caller resets its history.
+        let changed = eval.generation != generation;
+        if changed || eval.loss <= loss0 + C1 * t * gtd0 || used >= budget {
+            return Ok((t, point, eval, used));
+        }
+        // Minimiser of the parabola through f(0), f'(0) and f(t), kept in [t/10, t/2].
+        let curvature = eval.loss - loss0 - gtd0 * t;
+        let next = if curvature.is_finite() && curvature > 0.0 { -gtd0 * t * t / (2.0 * curvature) } else { t / 2.0 };
+        t = next.clamp(0.1 * t, 0.5 * t);
+    }
 }
 
 /// Minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), kept inside
@@ -210,8 +264,7 @@ fn strong_wolfe(
     x: &Tensor,
     d: &Tensor,
     t_initial: f64,
-    loss0: f64,
-    gtd0: f64,
+    (loss0, gtd0, generation): (f64, f64, u64),
     budget: usize,
     best: &mut Best,
 ) -> Result<(f64, Tensor, Evaluation, usize)> {
@@ -237,6 +290,9 @@ fn strong_wolfe(
     loop {
         let (point, eval, gtd) = evaluate(t, &mut used)?;
         best.offer(&point, &eval)?;
+        if eval.generation != generation {
+            return Ok((t, point, eval, used));
+        }
         let trial = Trial { t, loss: eval.loss, gtd };
         let sufficient_decrease = trial.loss <= loss0 + C1 * t * gtd0;
         let armijo_fails = !sufficient_decrease || (used > 1 && trial.loss >= previous.loss);
@@ -283,6 +339,9 @@ fn strong_wolfe(
         let t = cubic_minimizer(lo.t, lo.loss, lo.gtd, hi.t, hi.loss, hi.gtd, (a, b));
         let (point, eval, gtd) = evaluate(t, &mut used)?;
         best.offer(&point, &eval)?;
+        if eval.generation != generation {
+            return Ok((t, point, eval, used));
+        }
         let trial = Trial { t, loss: eval.loss, gtd };
         let sufficient_decrease = trial.loss <= loss0 + C1 * t * gtd0;
         if !sufficient_decrease || trial.loss >= lo.loss {
@@ -351,7 +410,7 @@ mod tests {
 
     #[test]
     fn reaches_a_known_minimum_on_a_quadratic() {
-        for line_search in [LineSearch::Fixed, LineSearch::StrongWolfe] {
+        for line_search in [LineSearch::Fixed, LineSearch::StrongWolfe, LineSearch::Backtracking] {
             let mut problem = quadratic(200);
             let x0 = Tensor::zeros([200], (Kind::Double, Device::Cpu));
             let options = LbfgsOptions { history: 20, line_search, ..Default::default() };
@@ -366,7 +425,7 @@ mod tests {
 
     #[test]
     fn respects_the_evaluation_budget() {
-        for line_search in [LineSearch::Fixed, LineSearch::StrongWolfe] {
+        for line_search in [LineSearch::Fixed, LineSearch::StrongWolfe, LineSearch::Backtracking] {
             let mut problem = quadratic(50);
             let x0 = Tensor::zeros([50], (Kind::Double, Device::Cpu));
             let options = LbfgsOptions { line_search, ..Default::default() };

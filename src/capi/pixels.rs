@@ -1,0 +1,243 @@
+//! Pixel buffers of the C ABI (`st_image`): validation and conversion to and
+//! from the core's RGB f32 image, alpha kept aside untouched.
+
+use crate::error::{Error, Result};
+use crate::image::{linear_to_srgb, luma, srgb_to_linear, RgbImage};
+
+use super::{st_image, ST_IMAGE_LINEAR};
+
+/// Sample storage of a pixel format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sample {
+    U8,
+    U16,
+    F32,
+}
+
+impl Sample {
+    fn bytes(self) -> usize {
+        match self {
+            Sample::U8 => 1,
+            Sample::U16 => 2,
+            Sample::F32 => 4,
+        }
+    }
+}
+
+/// What a pixel format holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub sample: Sample,
+    pub gray: bool,
+    pub alpha: bool,
+    pub bgr: bool,
+}
+
+impl Layout {
+    /// The layout of an `st_pixel_format` value, `None` if unknown.
+    pub fn of(format: u32) -> Option<Self> {
+        use super::st_pixel_format::*;
+        let l = |sample, gray, alpha, bgr| Some(Layout { sample, gray, alpha, bgr });
+        match format {
+            f if f == ST_PIXEL_GRAY8 as u32 => l(Sample::U8, true, false, false),
+            f if f == ST_PIXEL_GRAYA8 as u32 => l(Sample::U8, true, true, false),
+            f if f == ST_PIXEL_RGB8 as u32 => l(Sample::U8, false, false, false),
+            f if f == ST_PIXEL_RGBA8 as u32 => l(Sample::U8, false, true, false),
+            f if f == ST_PIXEL_BGRA8 as u32 => l(Sample::U8, false, true, true),
+            f if f == ST_PIXEL_RGB16 as u32 => l(Sample::U16, false, false, false),
+            f if f == ST_PIXEL_RGBA16 as u32 => l(Sample::U16, false, true, false),
+            f if f == ST_PIXEL_RGBF32 as u32 => l(Sample::F32, false, false, false),
+            f if f == ST_PIXEL_RGBAF32 as u32 => l(Sample::F32, false, true, false),
+            f if f == ST_PIXEL_GRAY16 as u32 => l(Sample::U16, true, false, false),
+            f if f == ST_PIXEL_GRAYA16 as u32 => l(Sample::U16, true, true, false),
+            f if f == ST_PIXEL_GRAYF32 as u32 => l(Sample::F32, true, false, false),
+            f if f == ST_PIXEL_GRAYAF32 as u32 => l(Sample::F32, true, true, false),
+            _ => None,
+        }
+    }
+
+    fn channels(self) -> usize {
+        (if self.gray { 1 } else { 3 }) + usize::from(self.alpha)
+    }
+
+    /// Bytes per pixel.
+    pub fn pixel_bytes(self) -> usize {
+        self.channels() * self.sample.bytes()
+    }
+}
+
+/// A validated view of an `st_image`.
+pub(crate) struct View {
+    data: *mut u8,
+    pub width: u32,
+    pub height: u32,
+    stride: usize,
+    pub layout: Layout,
+    linear: bool,
+}
+
+/// Checks an `st_image` and describes it. `name` is the argument's name for messages.
+///
+/// # Safety
+/// `image.data` must point to `stride_bytes * (height - 1) + width * bytes_per_pixel`
+/// readable bytes (writable for outputs), as the API documents.
+pub(crate) unsafe fn view(image: &st_image, name: &'static str) -> Result<View> {
+    if image.data.is_null() {
+        return Err(Error::invalid(name, "data is NULL"));
+    }
+    let layout = Layout::of(image.format)
+        .ok_or_else(|| Error::invalid(name, format!("unknown pixel format {}", image.format)))?;
+    if image.width == 0 || image.height == 0 {
+        return Err(Error::invalid(name, format!("size {}×{} is empty", image.width, image.height)));
+    }
+    if image.flags & !ST_IMAGE_LINEAR != 0 {
+        return Err(Error::invalid(name, format!("unknown flags {:#x}", image.flags)));
+    }
+    let linear = image.flags & ST_IMAGE_LINEAR != 0;
+    if linear && layout.sample != Sample::F32 {
+        return Err(Error::invalid(name, "ST_IMAGE_LINEAR applies to float formats only"));
+    }
+    let row = (image.width as usize)
+        .checked_mul(layout.pixel_bytes())
+        .ok_or_else(|| Error::invalid(name, "width overflows"))?;
+    if image.stride_bytes < row {
+        return Err(Error::invalid(
+            name,
+            format!("stride_bytes {} is smaller than a row ({} bytes)", image.stride_bytes, row),
+        ));
+    }
+    (image.stride_bytes)
+        .checked_mul(image.height as usize - 1)
+        .and_then(|v| v.checked_add(row))
+        .filter(|&total| total <= isize::MAX as usize)
+        .ok_or_else(|| Error::invalid(name, "image size overflows"))?;
+    Ok(View {
+        data: image.data.cast(),
+        width: image.width,
+        height: image.height,
+        stride: image.stride_bytes,
+        layout,
+        linear,
+    })
+}
+
+impl View {
+    /// Sample `channel` of pixel (x, y) as 0..1 (float formats: as stored).
+    unsafe fn read(&self, x: usize, y: usize, channel: usize) -> f32 {
+        let offset = y * self.stride + (x * self.layout.channels() + channel) * self.layout.sample.bytes();
+        let p = self.data.add(offset);
+        match self.layout.sample {
+            Sample::U8 => *p as f32 / 255.0,
+            Sample::U16 => p.cast::<u16>().read_unaligned() as f32 / 65535.0,
+            Sample::F32 => p.cast::<f32>().read_unaligned(),
+        }
+    }
+
+    unsafe fn write(&self, x: usize, y: usize, channel: usize, value: f32) {
+        let offset = y * self.stride + (x * self.layout.channels() + channel) * self.layout.sample.bytes();
+        let p = self.data.add(offset);
+        match self.layout.sample {
+            Sample::U8 => *p = (value.clamp(0.0, 1.0) * 255.0).round() as u8,
+            Sample::U16 => p.cast::<u16>().write_unaligned((value.clamp(0.0, 1.0) * 65535.0).round() as u16),
+            Sample::F32 => p.cast::<f32>().write_unaligned(value),
+        }
+    }
+
+    /// Display-range colour of a stored sample (float formats may be linear).
+    fn decode(&self, v: f32) -> f32 {
+        if self.linear {
+            linear_to_srgb(v.max(0.0))
+        } else {
+            v
+        }
+    }
+
+    fn encode(&self, v: f32) -> f32 {
+        if self.linear {
+            srgb_to_linear(v.clamp(0.0, 1.0))
+        } else {
+            v
+        }
+    }
+
+    /// The colour as an RGB image (gray replicated) and the alpha plane if any.
+    ///
+    /// # Safety
+    /// As for [`view`].
+    pub unsafe fn to_rgb(&self, name: &'static str) -> Result<(RgbImage, Option<Vec<f32>>)> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        let mut alpha = Vec::with_capacity(if self.layout.alpha { w * h } else { 0 });
+        let colour_channels = if self.layout.gray { 1 } else { 3 };
+        for y in 0..h {
+            for x in 0..w {
+                if self.layout.gray {
+                    let v = self.decode(self.read(x, y, 0));
+                    rgb.extend_from_slice(&[v, v, v]);
+                } else {
+                    let (r, g, b) = (self.read(x, y, 0), self.read(x, y, 1), self.read(x, y, 2));
+                    let (r, b) = if self.layout.bgr { (b, r) } else { (r, b) };
+                    rgb.extend_from_slice(&[self.decode(r), self.decode(g), self.decode(b)]);
+                }
+                if self.layout.alpha {
+                    alpha.push(self.read(x, y, colour_channels));
+                }
+            }
+        }
+        if rgb.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(name, "holds NaN or infinite samples"));
+        }
+        let image = RgbImage::new(self.width, self.height, rgb).map_err(|e| match e {
+            Error::InvalidArgument { reason, .. } => Error::invalid(name, reason),
+            other => other,
+        })?;
+        Ok((image, self.layout.alpha.then_some(alpha)))
+    }
+
+    /// One value per pixel: the gray channel of gray formats, else luma.
+    ///
+    /// # Safety
+    /// As for [`view`].
+    pub unsafe fn to_plane(&self) -> Vec<f32> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut plane = Vec::with_capacity(w * h);
+        for y in 0..h {
+            for x in 0..w {
+                let v = if self.layout.gray {
+                    self.read(x, y, 0)
+                } else {
+                    luma(self.read(x, y, 0), self.read(x, y, 1), self.read(x, y, 2))
+                };
+                plane.push(v);
+            }
+        }
+        plane
+    }
+
+    /// Writes `rgb` (gray formats get its luma) and `alpha` (opaque when
+    /// `None`) into the buffer.
+    ///
+    /// # Safety
+    /// As for [`view`], and the buffer must be writable.
+    pub unsafe fn store(&self, rgb: &RgbImage, alpha: Option<&[f32]>) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let colour_channels = if self.layout.gray { 1 } else { 3 };
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let p = &rgb.data()[i * 3..i * 3 + 3];
+                if self.layout.gray {
+                    self.write(x, y, 0, self.encode(luma(p[0], p[1], p[2])));
+                } else {
+                    let (r, b) = if self.layout.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
+                    self.write(x, y, 0, self.encode(r));
+                    self.write(x, y, 1, self.encode(p[1]));
+                    self.write(x, y, 2, self.encode(b));
+                }
+                if self.layout.alpha {
+                    self.write(x, y, colour_channels, alpha.map_or(1.0, |a| a[i]));
+                }
+            }
+        }
+    }
+}

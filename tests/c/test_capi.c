@@ -1,0 +1,520 @@
+/*
+ * C tests of the styletransfer ABI, compiled against the installed header
+ * and library (pkg-config), run under AddressSanitizer and under valgrind.
+ *
+ * Needs a model: the installed one, or ST_MODEL. Images are tiny (tens of
+ * pixels) and runs are one or two evaluations. Under valgrind, where one
+ * tiny run of libtorch takes about 20 s (and loading libtorch with its
+ * CUDA libraries about 2 minutes), the pixel-format check covers RGBA8 and
+ * float RGBA (every reading and writing path of 8-bit and float samples with
+ * alpha and row padding) instead of all thirteen formats, and the gray and
+ * linear-float checks (the same conversion code again) are skipped;
+ * AddressSanitizer runs everything.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <styletransfer.h>
+#include <valgrind/valgrind.h>
+
+/* Test-only hook exported by the library but not declared in the header. */
+st_status st_test_panic(st_context *ctx);
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                             \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_STATUS(expr, expected)                                                             \
+    do {                                                                                         \
+        st_status got_ = (expr);                                                                 \
+        if (got_ != (expected)) {                                                                \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d\n", __FILE__, __LINE__, #expr, \
+                    (int)got_, st_status_str((int)got_), (int)(expected));                       \
+            failures++;                                                                          \
+        }                                                                                        \
+    } while (0)
+
+#define CHECK_ERROR_MENTIONS(ctx, needle)                                                      \
+    do {                                                                                       \
+        const char *msg_ = st_last_error(ctx);                                                 \
+        if (strstr(msg_, (needle)) == NULL) {                                                  \
+            fprintf(stderr, "%s:%d: last error \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, msg_, \
+                    (needle));                                                                 \
+            failures++;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+enum { W = 21, H = 18, EXTRA_STRIDE = 13 };
+
+/* A deterministic RGB8 test picture. */
+static void paint_rgb8(uint8_t *rgb, int w, int h, int phase) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = rgb + 3 * (y * w + x);
+            p[0] = (uint8_t)((x * 11 + y * 3 + phase * 40) % 256);
+            p[1] = (uint8_t)((y * 13 + phase * 70) % 256);
+            p[2] = (uint8_t)(((x ^ y) * 17 + phase * 20) % 256);
+        }
+}
+
+static st_image image_of(void *data, int w, int h, size_t stride, st_pixel_format format) {
+    st_image image = {data, (uint32_t)w, (uint32_t)h, stride, (uint32_t)format, 0};
+    return image;
+}
+
+static st_context *make_context(void) {
+    st_options options;
+    CHECK_STATUS(st_default_options(&options), ST_OK);
+    options.device = "cpu";
+    options.precision = ST_PRECISION_FP32;
+    options.threads = RUNNING_ON_VALGRIND ? 1 : 2; /* valgrind serialises threads: spinning ones cost dearly */
+    st_context *ctx = NULL;
+    st_status status = st_create(&options, &ctx);
+    if (status != ST_OK) {
+        fprintf(stderr, "st_create failed: %s (set ST_MODEL?)\n", st_status_str((int)status));
+        exit(1);
+    }
+    return ctx;
+}
+
+static void add_style(st_context *ctx, int phase) {
+    uint8_t style[W * H * 3];
+    paint_rgb8(style, W, H, phase);
+    st_image image = image_of(style, W, H, W * 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_add_style(ctx, &image, 1.0f), ST_OK);
+}
+
+static st_run_options quick_options(uint32_t iterations) {
+    st_run_options options;
+    st_default_run_options(&options);
+    options.iterations = iterations;
+    options.scales = 1;
+    return options;
+}
+
+static void test_version(void) {
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", ST_VERSION_MAJOR, ST_VERSION_MINOR, ST_VERSION_PATCH);
+    CHECK(strcmp(st_version(), expected) == 0);
+    CHECK(strcmp(st_version(), ST_VERSION_STRING) == 0);
+    CHECK(strcmp(st_status_str(ST_OK), "success") == 0);
+    CHECK(strcmp(st_status_str(9999), "unknown status") == 0);
+    CHECK(strcmp(st_status_str(-1), "unknown status") == 0);
+}
+
+static void test_null_arguments(st_context *ctx) {
+    uint8_t pixels[W * H * 3] = {0};
+    st_image image = image_of(pixels, W, H, W * 3, ST_PIXEL_RGB8);
+    st_context *out = NULL;
+    CHECK_STATUS(st_default_options(NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_default_run_options(NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_create(NULL, NULL), ST_NULL_ARGUMENT);
+    st_destroy(NULL);
+    CHECK(st_last_error(NULL) != NULL);
+    CHECK_STATUS(st_set_weights(NULL, 1, 1, 1), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_set_strength(NULL, 0.5f), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_add_style(NULL, &image, 1), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_add_style(ctx, NULL, 1), ST_NULL_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "style");
+    CHECK_STATUS(st_clear_styles(NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_run(NULL, &image, &image, NULL, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_run(ctx, NULL, &image, NULL, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "content");
+    CHECK_STATUS(st_run(ctx, &image, NULL, NULL, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "output");
+    st_image no_data = image_of(NULL, W, H, W * 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_add_style(ctx, &no_data, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "data is NULL");
+    CHECK_STATUS(st_test_panic(NULL), ST_NULL_ARGUMENT);
+    (void)out;
+}
+
+static void test_invalid_arguments(st_context *ctx) {
+    uint8_t pixels[W * H * 4] = {0};
+    st_image good = image_of(pixels, W, H, W * 3, ST_PIXEL_RGB8);
+    st_image bad;
+
+    bad = good; bad.width = 0;
+    CHECK_STATUS(st_add_style(ctx, &bad, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "style");
+    bad = good; bad.height = 0;
+    CHECK_STATUS(st_run(ctx, &bad, &good, NULL, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "content");
+    bad = good; bad.stride_bytes = W * 3 - 1;
+    CHECK_STATUS(st_add_style(ctx, &bad, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "stride_bytes");
+    bad = good; bad.format = 77;
+    CHECK_STATUS(st_add_style(ctx, &bad, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "unknown pixel format");
+    bad = good; bad.flags = ST_IMAGE_LINEAR;
+    CHECK_STATUS(st_add_style(ctx, &bad, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "float formats only");
+    bad = good; bad.flags = 0x80;
+    CHECK_STATUS(st_add_style(ctx, &bad, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "flags");
+
+    CHECK_STATUS(st_add_style(ctx, &good, NAN), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "blend_weight");
+    CHECK_STATUS(st_add_style(ctx, &good, -1.0f), ST_INVALID_ARGUMENT);
+    CHECK_STATUS(st_set_weights(ctx, NAN, 1, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "content");
+    CHECK_STATUS(st_set_weights(ctx, 1, -5, 1), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "style");
+    CHECK_STATUS(st_set_weights(ctx, 1, 1, INFINITY), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "tv");
+    CHECK_STATUS(st_set_weights(ctx, 0, 0, 0), ST_INVALID_ARGUMENT);
+    CHECK_STATUS(st_set_strength(ctx, 1.5f), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "strength");
+    CHECK_STATUS(st_set_strength(ctx, NAN), ST_INVALID_ARGUMENT);
+
+    /* No style yet. */
+    CHECK_STATUS(st_run(ctx, &good, &good, NULL, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "style");
+
+    add_style(ctx, 1);
+    st_run_options options = quick_options(1);
+    options.size = sizeof options + 8;
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "run_options");
+    options = quick_options(1); options.optimizer = 42;
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "optimizer");
+    options = quick_options(1); options.init = 9;
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "init");
+    options = quick_options(1); options.init = ST_INIT_IMAGE;
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "init_image");
+    options = quick_options(1); options.preserve_color = 3;
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "preserve_color");
+    options = quick_options(1); options.normalization = 5;
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "normalization");
+    options = quick_options(0);
+    CHECK_STATUS(st_run(ctx, &good, &good, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "iterations");
+    st_image smaller = good; smaller.width = W - 1;
+    CHECK_STATUS(st_run(ctx, &good, &smaller, NULL, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "output");
+    uint8_t tiny[3] = {1, 2, 3};
+    st_image one = image_of(tiny, 1, 1, 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_run(ctx, &one, &one, NULL, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "too small");
+
+    st_options create_options;
+    st_default_options(&create_options);
+    create_options.size = 4;
+    st_context *other = NULL;
+    CHECK_STATUS(st_create(&create_options, &other), ST_INVALID_ARGUMENT);
+    CHECK(other == NULL);
+    st_default_options(&create_options);
+    create_options.device = "quantum";
+    CHECK_STATUS(st_create(&create_options, &other), ST_INVALID_ARGUMENT);
+    st_default_options(&create_options);
+    create_options.precision = 99;
+    CHECK_STATUS(st_create(&create_options, &other), ST_INVALID_ARGUMENT);
+    st_default_options(&create_options);
+    create_options.model_path = "/nonexistent/vgg19.safetensors";
+    CHECK_STATUS(st_create(&create_options, &other), ST_MODEL_ERROR);
+    CHECK(other == NULL);
+    CHECK_STATUS(st_clear_styles(ctx), ST_OK);
+}
+
+/* ---- pixel formats ---- */
+
+typedef struct {
+    st_pixel_format format;
+    int channels, bytes, gray, alpha, bgr;
+} format_info;
+
+static const format_info FORMATS[] = {
+    {ST_PIXEL_GRAY8, 1, 1, 1, 0, 0},   {ST_PIXEL_GRAYA8, 2, 1, 1, 1, 0},  {ST_PIXEL_RGB8, 3, 1, 0, 0, 0},
+    {ST_PIXEL_RGBA8, 4, 1, 0, 1, 0},   {ST_PIXEL_BGRA8, 4, 1, 0, 1, 1},   {ST_PIXEL_RGB16, 3, 2, 0, 0, 0},
+    {ST_PIXEL_RGBA16, 4, 2, 0, 1, 0},  {ST_PIXEL_RGBF32, 3, 4, 0, 0, 0},  {ST_PIXEL_RGBAF32, 4, 4, 0, 1, 0},
+    {ST_PIXEL_GRAY16, 1, 2, 1, 0, 0},  {ST_PIXEL_GRAYA16, 2, 2, 1, 1, 0}, {ST_PIXEL_GRAYF32, 1, 4, 1, 0, 0},
+    {ST_PIXEL_GRAYAF32, 2, 4, 1, 1, 0},
+};
+
+static void put(uint8_t *p, int bytes, double v01) {
+    if (bytes == 1) *p = (uint8_t)lround(v01 * 255.0);
+    else if (bytes == 2) { uint16_t v = (uint16_t)lround(v01 * 65535.0); memcpy(p, &v, 2); }
+    else { float v = (float)v01; memcpy(p, &v, 4); }
+}
+
+static double get(const uint8_t *p, int bytes) {
+    if (bytes == 1) return *p / 255.0;
+    if (bytes == 2) { uint16_t v; memcpy(&v, p, 2); return v / 65535.0; }
+    float v; memcpy(&v, p, 4); return v;
+}
+
+static double luma8(const uint8_t *rgb) { return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]) / 255.0; }
+
+/* Fills `buffer` (stride = width·bpp + 13, padding set to 0xAB) with `rgb`
+ * converted to `f`; alpha gets a pattern of its own. */
+static void fill(uint8_t *buffer, size_t stride, const format_info *f, const uint8_t *rgb, int gray_source) {
+    memset(buffer, 0xAB, stride * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *p = buffer + y * stride + (size_t)x * f->channels * f->bytes;
+            const uint8_t *s = rgb + 3 * (y * W + x);
+            if (f->gray) {
+                put(p, f->bytes, gray_source ? s[0] / 255.0 : luma8(s));
+            } else {
+                int r = f->bgr ? 2 : 0, b = f->bgr ? 0 : 2;
+                put(p + r * f->bytes, f->bytes, s[0] / 255.0);
+                put(p + 1 * f->bytes, f->bytes, s[1] / 255.0);
+                put(p + b * f->bytes, f->bytes, s[2] / 255.0);
+            }
+            if (f->alpha) put(p + (f->channels - 1) * f->bytes, f->bytes, ((x * 7 + y * 5) % 256) / 255.0);
+        }
+}
+
+/* The plain RGB8 result of the content at phase 0 (quick_options(2)), for later tests. */
+static uint8_t rgb8_reference[W * H * 3];
+
+static void test_pixel_formats(st_context *ctx) {
+    /* The reference: an RGB8 run. Gray formats are compared with a run on
+     * the gray picture replicated to RGB8, whose luma they must carry. */
+    uint8_t content[W * H * 3], gray_content[W * H * 3], reference[W * H * 3], gray_reference[W * H * 3];
+    paint_rgb8(content, W, H, 0);
+    for (int i = 0; i < W * H; i++) {
+        uint8_t g = (uint8_t)lround(luma8(content + 3 * i) * 255.0);
+        gray_content[3 * i] = gray_content[3 * i + 1] = gray_content[3 * i + 2] = g;
+    }
+    st_run_options options = quick_options(2);
+    st_image in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8);
+    st_image out = image_of(reference, W, H, W * 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
+    if (!RUNNING_ON_VALGRIND) {
+        in.data = gray_content;
+        out.data = gray_reference;
+        CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
+    }
+    memcpy(rgb8_reference, reference, sizeof reference);
+
+    for (size_t k = 0; k < sizeof FORMATS / sizeof FORMATS[0]; k++) {
+        const format_info *f = &FORMATS[k];
+        if (RUNNING_ON_VALGRIND && f->format != ST_PIXEL_RGBA8 && f->format != ST_PIXEL_RGBAF32) continue;
+        size_t bpp = (size_t)f->channels * f->bytes, stride = W * bpp + EXTRA_STRIDE;
+        uint8_t *src = malloc(stride * H), *dst = malloc(stride * H), *before = malloc(stride * H);
+        fill(src, stride, f, f->gray ? gray_content : content, f->gray);
+        memcpy(before, src, stride * H);
+        memset(dst, 0xCD, stride * H);
+        st_image a = image_of(src, W, H, stride, f->format), b = image_of(dst, W, H, stride, f->format);
+        CHECK_STATUS(st_run(ctx, &a, &b, &options, NULL, NULL), ST_OK);
+        CHECK(memcmp(src, before, stride * H) == 0); /* input untouched */
+        double worst = 0;
+        int alpha_ok = 1, padding_ok = 1;
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                const uint8_t *p = dst + y * stride + x * bpp, *s = src + y * stride + x * bpp;
+                const uint8_t *r = (f->gray ? gray_reference : reference) + 3 * (y * W + x);
+                if (f->gray) {
+                    double d = fabs(get(p, f->bytes) - luma8(r));
+                    worst = d > worst ? d : worst;
+                } else {
+                    int ri = f->bgr ? 2 : 0, bi = f->bgr ? 0 : 2;
+                    double d0 = fabs(get(p + ri * f->bytes, f->bytes) - r[0] / 255.0);
+                    double d1 = fabs(get(p + 1 * f->bytes, f->bytes) - r[1] / 255.0);
+                    double d2 = fabs(get(p + bi * f->bytes, f->bytes) - r[2] / 255.0);
+                    double d = fmax(d0, fmax(d1, d2));
+                    worst = d > worst ? d : worst;
+                }
+                if (f->alpha && memcmp(p + (f->channels - 1) * f->bytes, s + (f->channels - 1) * f->bytes, f->bytes) != 0)
+                    alpha_ok = 0;
+            }
+            for (int i = 0; i < EXTRA_STRIDE; i++)
+                if (dst[y * stride + W * bpp + i] != 0xCD) padding_ok = 0;
+        }
+        /* One 8-bit step (plus rounding of the gray reference's luma). */
+        if (worst > 1.6 / 255.0) {
+            fprintf(stderr, "format %d: differs from the RGB8 run by %.4f\n", (int)f->format, worst);
+            failures++;
+        }
+        if (!alpha_ok) { fprintf(stderr, "format %d: alpha changed\n", (int)f->format); failures++; }
+        if (!padding_ok) { fprintf(stderr, "format %d: wrote into row padding\n", (int)f->format); failures++; }
+        free(src); free(dst); free(before);
+    }
+}
+
+static void test_linear_float(st_context *ctx) {
+    /* Linear float in, linear float out: equals the display-referred run
+     * after converting both ways with the sRGB curve. */
+    uint8_t content[W * H * 3], reference[W * H * 3];
+    float linear[W * H * 3], result[W * H * 3];
+    paint_rgb8(content, W, H, 0);
+    for (int i = 0; i < W * H * 3; i++) {
+        double v = content[i] / 255.0;
+        linear[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
+    }
+    st_run_options options = quick_options(2);
+    st_image in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8), out = image_of(reference, W, H, W * 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
+    st_image lin_in = image_of(linear, W, H, W * 12, ST_PIXEL_RGBF32), lin_out = image_of(result, W, H, W * 12, ST_PIXEL_RGBF32);
+    lin_in.flags = lin_out.flags = ST_IMAGE_LINEAR;
+    CHECK_STATUS(st_run(ctx, &lin_in, &lin_out, &options, NULL, NULL), ST_OK);
+    double worst = 0;
+    for (int i = 0; i < W * H * 3; i++) {
+        double v = result[i];
+        double display = v <= 0.0031308 ? 12.92 * v : 1.055 * pow(v, 1 / 2.4) - 0.055;
+        double d = fabs(display - reference[i] / 255.0);
+        worst = d > worst ? d : worst;
+    }
+    CHECK(worst <= 1.6 / 255.0);
+}
+
+static void test_mask(st_context *ctx) {
+    uint8_t content[W * H * 3], masked[W * H * 3], mask[W * H];
+    const uint8_t *full = rgb8_reference; /* the same run without a mask */
+    paint_rgb8(content, W, H, 0);
+    st_run_options options = quick_options(2);
+    st_image in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8);
+    st_image out;
+    /* Left half 0 (keep content), right half 255 (stylised). */
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) mask[y * W + x] = x < W / 2 ? 0 : 255;
+    st_image m = image_of(mask, W, H, W, ST_PIXEL_GRAY8);
+    options.mask = &m;
+    out = image_of(masked, W, H, W * 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
+    int left_ok = 1, right_ok = 1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) {
+                int i = 3 * (y * W + x) + c;
+                if (x < W / 2 && masked[i] != content[i]) left_ok = 0;
+                if (x >= W / 2 && masked[i] != full[i]) right_ok = 0;
+            }
+    CHECK(left_ok);
+    CHECK(right_ok);
+    st_image wrong = image_of(mask, W - 1, H, W, ST_PIXEL_GRAY8);
+    options.mask = &wrong;
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "mask");
+}
+
+typedef struct {
+    st_context *ctx;
+    int calls;
+    int cancel_at;
+    int change_at;
+    st_status busy_status;
+} callback_state;
+
+static int on_progress(void *user_data, const st_progress *p) {
+    callback_state *state = user_data;
+    state->calls++;
+    if (p->evaluation == 0 || p->total_evaluations == 0 || !isfinite(p->loss)) failures++;
+    if (state->change_at && (int)p->evaluation == state->change_at) {
+        if (st_set_weights(state->ctx, 1.0f, 500.0f, 0.0f) != ST_OK) failures++;
+        uint8_t px[W * H * 3] = {0};
+        st_image image = image_of(px, W, H, W * 3, ST_PIXEL_RGB8);
+        state->busy_status = st_add_style(state->ctx, &image, 1.0f);
+    }
+    return state->cancel_at && (int)p->evaluation >= state->cancel_at;
+}
+
+static void test_cancel(st_context *ctx) {
+    uint8_t content[W * H * 3], output[W * H * 3];
+    paint_rgb8(content, W, H, 0);
+    memset(output, 0x5A, sizeof output);
+    st_run_options options = quick_options(10);
+    st_image in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8), out = image_of(output, W, H, W * 3, ST_PIXEL_RGB8);
+    callback_state state = {ctx, 0, 2, 0, ST_OK};
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, on_progress, &state), ST_CANCELLED);
+    CHECK(state.calls == 2); /* stopped within one evaluation */
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof output; i++)
+        if (output[i] != 0x5A) untouched = 0;
+    CHECK(untouched);
+    CHECK_ERROR_MENTIONS(ctx, "cancel");
+    /* The handle works again afterwards. */
+    options.iterations = 1;
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
+}
+
+static void test_weights_from_callback(st_context *ctx) {
+    uint8_t content[W * H * 3], plain[W * H * 3], changed[W * H * 3];
+    paint_rgb8(content, W, H, 0);
+    st_run_options options = quick_options(4);
+    st_image in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8), out = image_of(plain, W, H, W * 3, ST_PIXEL_RGB8);
+    callback_state state = {ctx, 0, 0, 0, ST_OK};
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, on_progress, &state), ST_OK);
+    CHECK(state.calls == 4);
+    callback_state change = {ctx, 0, 0, 1, ST_OK};
+    out.data = changed;
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, on_progress, &change), ST_OK);
+    CHECK(change.busy_status == ST_BUSY);
+    CHECK(memcmp(plain, changed, sizeof plain) != 0);
+    /* Back to the defaults' ratio for later tests. */
+    CHECK_STATUS(st_set_weights(ctx, 1.0f, 5.0f, 1.0f), ST_OK);
+}
+
+typedef struct {
+    uint8_t output[W * H * 3];
+    st_status status;
+} thread_result;
+
+static void *run_on_own_handle(void *arg) {
+    thread_result *result = arg;
+    st_context *ctx = make_context();
+    add_style(ctx, 1);
+    uint8_t content[W * H * 3];
+    paint_rgb8(content, W, H, 0);
+    st_run_options options = quick_options(2);
+    st_image in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8), out = image_of(result->output, W, H, W * 3, ST_PIXEL_RGB8);
+    result->status = st_run(ctx, &in, &out, &options, NULL, NULL);
+    st_destroy(ctx);
+    return NULL;
+}
+
+static void test_two_threads(void) {
+    pthread_t threads[2];
+    thread_result results[2];
+    memset(results, 0, sizeof results);
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&threads[i], NULL, run_on_own_handle, &results[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    CHECK_STATUS(results[0].status, ST_OK);
+    CHECK_STATUS(results[1].status, ST_OK);
+    CHECK(memcmp(results[0].output, results[1].output, sizeof results[0].output) == 0);
+}
+
+static void test_panic_boundary(st_context *ctx) {
+    CHECK_STATUS(st_test_panic(ctx), ST_PANIC);
+    CHECK_ERROR_MENTIONS(ctx, "panic");
+    /* Still usable. */
+    CHECK_STATUS(st_set_strength(ctx, 0.5f), ST_OK);
+}
+
+int main(void) {
+    test_version();
+    st_context *ctx = make_context();
+    test_null_arguments(ctx);
+    test_invalid_arguments(ctx);
+    add_style(ctx, 1);
+    test_pixel_formats(ctx);
+    if (!RUNNING_ON_VALGRIND) test_linear_float(ctx);
+    test_mask(ctx);
+    test_cancel(ctx);
+    test_weights_from_callback(ctx);
+    test_panic_boundary(ctx);
+    st_destroy(ctx);
+    test_two_threads();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("all C API checks passed\n");
+    return 0;
+}

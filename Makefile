@@ -22,10 +22,11 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 
 # Debian packages the build and the tests need.
-APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev
+APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev gimp libgimp2.0-dev
 
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
-        install bench clean test-c c-example
+        install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \
+        gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -44,7 +45,19 @@ build: venv
 header: venv
 	UPDATE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
-install: build model
+# Style packs of the sample styles, installed with the library.
+PACKS := build/packs/swirls.stpack build/packs/mosaic.stpack build/packs/dabs.stpack
+PACK_NAME_swirls := Swirls
+PACK_NAME_mosaic := Stained glass
+PACK_NAME_dabs := Impressionist dabs
+
+build/packs/%.stpack: examples/images/%.jpg models/vgg19.safetensors | build
+	mkdir -p build/packs
+	target/release/stylize pack create --style $< --name "$(PACK_NAME_$*)" -o $@ --model models/vgg19.safetensors
+
+packs: $(PACKS)
+
+install: build model packs
 	scripts/install.sh "$(PREFIX)"
 
 # C tests against the installed header and library, under AddressSanitizer
@@ -53,7 +66,7 @@ TEST_PREFIX := $(ROOT)/build/install
 C_PKG = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig pkg-config
 C_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -O1
 
-test-c: build model
+test-c: build model packs
 	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
 	mkdir -p build/c
 	cc $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer tests/c/test_capi.c \
@@ -65,8 +78,77 @@ test-c: build model
 	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	    --show-leak-kinds=definite --suppressions=tests/c/valgrind.supp build/c/test_capi
 
+# ---- GIMP filter (plugins/gimp) ----
+# A self-contained plug-in folder: the binary, the library beside it in
+# lib/ (run path $$ORIGIN/lib), the model and the sample packs in share/.
+GIMP_CFLAGS := -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations -Wno-ignored-qualifiers -Iinclude
+GIMP2_DIR := build/gimp2/plug-ins/style-transfer
+
+define gimp_plugin_folder
+	rm -rf $(1) && mkdir -p $(1)/lib $(1)/share/styletransfer/styles
+	install -m 644 target/release/libstyletransfer.so $(1)/lib/
+	install -m 644 models/vgg19.safetensors $(1)/share/styletransfer/
+	install -m 644 $(PACKS) $(1)/share/styletransfer/styles/
+endef
+
+gimp2-plugin: build model packs
+	$(call gimp_plugin_folder,$(GIMP2_DIR))
+	cc $(GIMP_CFLAGS) -o $(GIMP2_DIR)/style-transfer plugins/gimp/gimp2/style-transfer.c plugins/gimp/common/st-gimp.c \
+	    $$(pkg-config --cflags --libs gimpui-2.0 gimp-2.0 gegl-0.4) -L$(GIMP2_DIR)/lib -lstyletransfer \
+	    -Wl,-rpath,'$$ORIGIN/lib' -lm
+
+test-gimp2: gimp2-plugin
+	scripts/setup.sh apt gimp libgimp2.0-dev
+	.venv/bin/python3 tests/gimp/test_gimp.py --gimp 2 --plugins $(ROOT)/build/gimp2/plug-ins \
+	    --stylize $(ROOT)/target/release/stylize --work $(ROOT)/build/gimp2/work --samples $(ROOT)/examples/images
+
+# GIMP 3.0: Debian 12 has none; a Debian trixie root under build/ has it
+# (made once, ~2 minutes, reused). The filter is built inside the root.
+GIMP3_ROOT := build/trixie-root
+GIMP3_DIR := $(GIMP3_ROOT)/work/plug-ins/style-transfer
+GIMP3_BUILD := gcc -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations -Wno-ignored-qualifiers -Iinclude \
+    -o /work/plug-ins/style-transfer/style-transfer gimp/gimp3/style-transfer.c gimp/common/st-gimp.c \
+    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) -L/work/plug-ins/style-transfer/lib \
+    -lstyletransfer -Wl,-rpath,\$$ORIGIN/lib -lm
+
+gimp3-root:
+	scripts/gimp3-root.sh $(ROOT)/$(GIMP3_ROOT)
+
+gimp3-plugin: build model packs gimp3-root
+	$(call gimp_plugin_folder,$(GIMP3_DIR))
+	rm -rf $(GIMP3_ROOT)/work/src && mkdir -p $(GIMP3_ROOT)/work/src
+	cp -r include plugins/gimp $(GIMP3_ROOT)/work/src/
+	scripts/in-gimp3-root.sh $(GIMP3_ROOT) chroot $(GIMP3_ROOT) sh -c 'cd /work/src && $(GIMP3_BUILD)'
+
+test-gimp3: gimp3-plugin
+	scripts/in-gimp3-root.sh $(GIMP3_ROOT) .venv/bin/python3 tests/gimp/test_gimp.py --gimp 3 \
+	    --root $(ROOT)/$(GIMP3_ROOT) --plugins $(ROOT)/$(GIMP3_ROOT)/work/plug-ins \
+	    --stylize $(ROOT)/target/release/stylize --work $(ROOT)/$(GIMP3_ROOT)/work/test --samples $(ROOT)/examples/images
+
+test-gimp: test-gimp2 test-gimp3
+
+# Installs the filter into the user's plug-in folder of each GIMP present.
+install-gimp: gimp2-plugin
+	@found=0; \
+	if command -v gimp-console-2.10 >/dev/null; then found=1; \
+	    dest="$${GIMP2_DIRECTORY:-$$HOME/.config/GIMP/2.10}/plug-ins/style-transfer"; \
+	    rm -rf "$$dest" && mkdir -p "$$(dirname "$$dest")" && cp -a $(GIMP2_DIR) "$$dest" && echo "installed $$dest"; \
+	fi; \
+	if pkg-config --exists gimp-3.0 2>/dev/null; then found=1; \
+	    dest="$${GIMP3_DIRECTORY:-$$HOME/.config/GIMP/3.0}/plug-ins/style-transfer"; \
+	    $(MAKE) --no-print-directory gimp3-host-plugin GIMP3_HOST_DIR="$$dest" && echo "installed $$dest"; \
+	fi; \
+	[ $$found = 1 ] || echo "install-gimp: no GIMP 2.10 or 3.0 found (gimp-console-2.10, pkg-config gimp-3.0)"
+
+# The GIMP 3 filter built on a machine that has GIMP 3 itself.
+gimp3-host-plugin: build model packs
+	$(call gimp_plugin_folder,$(GIMP3_HOST_DIR))
+	cc $(GIMP_CFLAGS) -o $(GIMP3_HOST_DIR)/style-transfer plugins/gimp/gimp3/style-transfer.c plugins/gimp/common/st-gimp.c \
+	    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) -L$(GIMP3_HOST_DIR)/lib -lstyletransfer \
+	    -Wl,-rpath,'$$ORIGIN/lib' -lm
+
 # The C example, built from the installed .pc, on the sample images.
-c-example: build model
+c-example: build model packs
 	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
 	mkdir -p build/c
 	cc -O2 -Wall -Werror examples/c/stylize.c $$($(C_PKG) --cflags --libs styletransfer libpng) -o build/c/stylize-c
@@ -94,9 +176,9 @@ doc: venv
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc $(CARGO_FLAGS) --no-deps --lib
 
 bench-build: venv
-	$(CARGO) bench $(CARGO_FLAGS) --no-run
+	$(CARGO) bench --locked --no-run
 
-test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example
+test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-gimp
 	@echo "all checks passed"
 
 bench: model build

@@ -3,13 +3,19 @@
 //! when a CUDA device is present. Bench ids name the device and the size
 //! (`cpu_eval_128`); CUDA timings synchronise the device before the clock
 //! is read. Needs the model file (`make model`, or `ST_MODEL`).
+//!
+//! Also the style set-up of a run at working size 512 (levels 128, 256,
+//! 512) from a style image (`cpu_style_setup_image_512`: resampling and a
+//! forward pass per level) and from a style pack (`cpu_style_setup_pack_512`:
+//! reading the pack and copying its targets).
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use styletransfer::model::{find_model, Vgg19};
+use styletransfer::style::ladder_side;
 use styletransfer::workload::Workload;
-use styletransfer::Precision;
+use styletransfer::{image, DeviceChoice, Engine, EngineOptions, Precision, StyleImage, StylePack, StyleSet};
 use tch::Device;
 
 fn bench_device(c: &mut Criterion, device: Device, precision: Precision, sizes: &[i64]) {
@@ -39,6 +45,39 @@ fn bench_device(c: &mut Criterion, device: Device, precision: Precision, sizes: 
     group.finish();
 }
 
+fn style_setup(c: &mut Criterion) {
+    let engine = Engine::new(&EngineOptions {
+        model_path: find_model(None).expect("model file (run `make model`)"),
+        device: DeviceChoice::Cpu,
+        precision: Some(Precision::Fp32),
+        threads: None,
+    })
+    .expect("engine");
+    let style = image::load(std::path::Path::new("examples/images/swirls.jpg")).expect("sample style").rgb;
+    let pack_path = std::env::temp_dir().join(format!("st-bench-{}.stpack", std::process::id()));
+    StylePack::create(&engine, &[StyleImage { image: style.clone(), weight: 1.0 }], "bench")
+        .and_then(|p| p.save(&pack_path))
+        .expect("pack");
+    let levels = [128u32, 256, 512];
+    let mut group = c.benchmark_group("style_setup");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.bench_function("cpu_style_setup_image_512", |b| {
+        b.iter(|| {
+            let mut set = StyleSet::new(vec![StyleImage { image: style.clone(), weight: 1.0 }]).unwrap();
+            levels.iter().map(|&l| set.targets(&engine, ladder_side(l)).unwrap()).count()
+        })
+    });
+    group.bench_function("cpu_style_setup_pack_512", |b| {
+        b.iter(|| {
+            let mut set = StyleSet::default();
+            set.add_pack(StylePack::load(&pack_path, engine.model().weights_sha256()).unwrap(), 1.0).unwrap();
+            levels.iter().map(|&l| set.targets(&engine, ladder_side(l)).unwrap()).count()
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_file(&pack_path);
+}
+
 fn evals(c: &mut Criterion) {
     bench_device(c, Device::Cpu, Precision::Fp32, &[64, 128, 256]);
     if tch::Cuda::is_available() {
@@ -47,5 +86,5 @@ fn evals(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, evals);
+criterion_group!(benches, evals, style_setup);
 criterion_main!(benches);

@@ -36,11 +36,15 @@ prefix=$(cd "$prefix" && pwd)
 for f in target/release/libstyletransfer.so target/release/libstyletransfer.a target/release/stylize models/vgg19.safetensors; do
     [ -f "$root/$f" ] || { echo "install: $f is missing (run make build model)" >&2; exit 1; }
 done
-install -d "$prefix/lib/pkgconfig" "$prefix/include" "$prefix/bin" "$prefix/share/styletransfer"
+install -d "$prefix/lib/pkgconfig" "$prefix/include" "$prefix/bin" "$prefix/share/styletransfer/styles"
 install -m 755 "$root/target/release/libstyletransfer.so" "$prefix/lib/"
 install -m 644 "$root/target/release/libstyletransfer.a" "$prefix/lib/"
 install -m 644 "$root/include/styletransfer.h" "$prefix/include/"
 install -m 755 "$root/target/release/stylize" "$prefix/bin/"
 install -m 644 "$root/models/vgg19.safetensors" "$prefix/share/styletransfer/"
+# The sample style packs (make packs).
+for pack in "$root"/build/packs/*.stpack; do
+    [ -f "$pack" ] && install -m 644 "$pack" "$prefix/share/styletransfer/styles/"
+done
 write_pc "$prefix/lib/pkgconfig/styletransfer.pc" "$prefix" "\${prefix}/lib" "\${prefix}/include"
 echo "installed styletransfer $version into $prefix"

@@ -490,6 +490,47 @@ static void test_two_threads(void) {
     CHECK(memcmp(results[0].output, results[1].output, sizeof results[0].output) == 0);
 }
 
+/* The installed sample packs: listed, described, loadable; bad packs refused. */
+static void test_style_packs(st_context *ctx) {
+    st_style_list *list = NULL;
+    CHECK_STATUS(st_list_styles(NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_list_styles(&list), ST_OK);
+    CHECK(list != NULL && list->count >= 3);
+    const char *swirls = NULL;
+    for (size_t i = 0; list && i < list->count; i++) {
+        const st_style_entry *e = &list->entries[i];
+        CHECK(e->thumbnail_size > 8 && memcmp(e->thumbnail_png, "\x89PNG", 4) == 0);
+        if (strcmp(e->name, "Swirls") == 0) swirls = e->path;
+    }
+    CHECK(swirls != NULL);
+    if (swirls) {
+        st_pack_info *info = NULL;
+        CHECK_STATUS(st_read_pack_info(swirls, &info), ST_OK);
+        CHECK(info && strcmp(info->name, "Swirls") == 0 && info->format_version == 1 && info->side_count > 0);
+        CHECK(info && info->source_count == 1 && info->thumbnail_size <= 65536);
+        st_pack_info_free(info);
+        CHECK_STATUS(st_clear_styles(ctx), ST_OK);
+        CHECK_STATUS(st_add_style_pack(ctx, swirls, 1.0f), ST_OK);
+        CHECK_STATUS(st_add_style_pack(ctx, swirls, -1.0f), ST_INVALID_ARGUMENT);
+    }
+    st_style_list_free(list);
+    st_style_list_free(NULL);
+    st_pack_info_free(NULL);
+    CHECK_STATUS(st_add_style_pack(ctx, NULL, 1.0f), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_add_style_pack(NULL, "x.stpack", 1.0f), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_add_style_pack(ctx, "/nonexistent/none.stpack", 1.0f), ST_PACK_ERROR);
+    CHECK_ERROR_MENTIONS(ctx, "cannot read");
+    st_pack_info *info = NULL;
+    CHECK_STATUS(st_read_pack_info("/nonexistent/none.stpack", &info), ST_PACK_ERROR);
+    CHECK(info == NULL);
+    CHECK_STATUS(st_read_pack_info(NULL, &info), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_create_style_pack(ctx, "x", "/tmp/x.stpack"), ST_INVALID_ARGUMENT); /* a pack is loaded */
+    CHECK_ERROR_MENTIONS(ctx, "re-packed");
+    CHECK_STATUS(st_create_style_pack(ctx, NULL, "/tmp/x.stpack"), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_clear_styles(ctx), ST_OK);
+    add_style(ctx, 1);
+}
+
 static void test_panic_boundary(st_context *ctx) {
     CHECK_STATUS(st_test_panic(ctx), ST_PANIC);
     CHECK_ERROR_MENTIONS(ctx, "panic");
@@ -508,6 +549,7 @@ int main(void) {
     test_mask(ctx);
     test_cancel(ctx);
     test_weights_from_callback(ctx);
+    test_style_packs(ctx);
     test_panic_boundary(ctx);
     st_destroy(ctx);
     test_two_threads();

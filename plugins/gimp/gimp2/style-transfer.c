@@ -1,0 +1,224 @@
+/*
+ * GIMP 2.10 shim of the style-transfer filter: PDB registration, run modes,
+ * dialog, last values, selection, shadow buffer and progress. The work is in
+ * ../common/st-gimp.c, which talks to the library through styletransfer.h.
+ */
+#include <string.h>
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+
+#include "../common/st-gimp.h"
+
+static void query(void);
+static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals);
+
+const GimpPlugInInfo PLUG_IN_INFO = {NULL, NULL, query, run};
+
+MAIN()
+
+static void query(void) {
+    static const GimpParamDef args[] = {
+        {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1), RUN-WITH-LAST-VALS (2) }"},
+        {GIMP_PDB_IMAGE, "image", "Input image"},
+        {GIMP_PDB_DRAWABLE, "drawable", "Input drawable (RGB, RGBA, gray or gray-alpha)"},
+        {GIMP_PDB_STRING, "style", "Style image file (any format GdkPixbuf reads) or style pack (.stpack)"},
+        {GIMP_PDB_FLOAT, "strength", "Style strength 0..1 (0.5: default balance of content and style)"},
+        {GIMP_PDB_INT32, "iterations", "Optimiser evaluations per pyramid scale (1..5000)"},
+        {GIMP_PDB_INT32, "quality", "Working size { PREVIEW (0): 256 px, NORMAL (1): 512 px, HIGH (2): 1024 px }"},
+        {GIMP_PDB_INT32, "preserve-color", "Keep the layer's colours (luminance-only transfer) { FALSE, TRUE }"},
+        {GIMP_PDB_INT32, "device", "Where to compute { AUTO (0), CPU (1), GPU (2) }"},
+    };
+    gimp_install_procedure(ST_GIMP_PROC, ST_GIMP_BLURB, ST_GIMP_HELP, ST_GIMP_AUTHOR, ST_GIMP_AUTHOR, ST_GIMP_DATE,
+                           ST_GIMP_MENU_LABEL, "RGB*, GRAY*", GIMP_PLUGIN, G_N_ELEMENTS(args), 0, args, NULL);
+    gimp_plugin_menu_register(ST_GIMP_PROC, ST_GIMP_MENU_PATH);
+}
+
+/* ---------- dialog ---------- */
+
+typedef struct {
+    StGimpParams *params;
+    GtkWidget *file_chooser;
+    GtkWidget *pack_combo;
+    st_style_list *packs;
+} DialogState;
+
+static void on_pack_changed(GtkComboBox *combo, DialogState *state) {
+    gint index = gtk_combo_box_get_active(combo);
+    if (index > 0 && state->packs && (size_t)(index - 1) < state->packs->count)
+        gtk_file_chooser_unselect_all(GTK_FILE_CHOOSER(state->file_chooser));
+}
+
+static gboolean dialog(StGimpParams *params) {
+    gimp_ui_init(ST_GIMP_BINARY, FALSE);
+    GtkWidget *dlg = gimp_dialog_new("Style Transfer", ST_GIMP_BINARY, NULL, 0, gimp_standard_help_func,
+                                     ST_GIMP_PROC, "_Cancel", GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
+    gimp_window_set_transient(GTK_WINDOW(dlg));
+    GtkWidget *grid = gtk_table_new(7, 3, FALSE);
+    gtk_table_set_col_spacings(GTK_TABLE(grid), 6);
+    gtk_table_set_row_spacings(GTK_TABLE(grid), 6);
+    gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
+    gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dlg))), grid, TRUE, TRUE, 0);
+
+    DialogState state = {params, NULL, NULL, NULL};
+    /* Style pack: the packs found in the style folders. */
+    state.pack_combo = gtk_combo_box_text_new();
+    gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(state.pack_combo), "(style image below)");
+    gint active = 0;
+    if (st_list_styles(&state.packs) == ST_OK) {
+        for (size_t i = 0; i < state.packs->count; i++) {
+            gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(state.pack_combo), state.packs->entries[i].name);
+            if (strcmp(state.packs->entries[i].path, params->style) == 0) active = (gint)i + 1;
+        }
+    }
+    gtk_combo_box_set_active(GTK_COMBO_BOX(state.pack_combo), active);
+    gimp_table_attach_aligned(GTK_TABLE(grid), 0, 0, "Style _pack:", 0.0, 0.5, state.pack_combo, 2, FALSE);
+
+    state.file_chooser = gtk_file_chooser_button_new("Style image", GTK_FILE_CHOOSER_ACTION_OPEN);
+    if (active == 0 && params->style[0]) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(state.file_chooser), params->style);
+    gimp_table_attach_aligned(GTK_TABLE(grid), 0, 1, "Style _image:", 0.0, 0.5, state.file_chooser, 2, FALSE);
+    g_signal_connect(state.pack_combo, "changed", G_CALLBACK(on_pack_changed), &state);
+
+    GtkObject *strength = gimp_scale_entry_new(GTK_TABLE(grid), 0, 2, "_Strength:", 200, 6, params->strength, 0.0,
+                                               1.0, 0.01, 0.1, 2, TRUE, 0, 0, NULL, NULL);
+    g_signal_connect(strength, "value-changed", G_CALLBACK(gimp_double_adjustment_update), &params->strength);
+    GtkObject *iterations = gimp_scale_entry_new(GTK_TABLE(grid), 0, 3, "_Iterations:", 200, 6, params->iterations,
+                                                 1, 1000, 1, 10, 0, TRUE, 0, 0, NULL, NULL);
+    g_signal_connect(iterations, "value-changed", G_CALLBACK(gimp_int_adjustment_update), &params->iterations);
+
+    GtkWidget *quality = gimp_int_combo_box_new("Preview (256 px)", ST_QUALITY_PREVIEW, "Normal (512 px)",
+                                                ST_QUALITY_NORMAL, "High (1024 px)", ST_QUALITY_HIGH, NULL);
+    gimp_int_combo_box_connect(GIMP_INT_COMBO_BOX(quality), params->quality, G_CALLBACK(gimp_int_combo_box_get_active),
+                               &params->quality);
+    gimp_table_attach_aligned(GTK_TABLE(grid), 0, 4, "_Quality:", 0.0, 0.5, quality, 2, FALSE);
+
+    GtkWidget *device = gimp_int_combo_box_new("Automatic", ST_DEVICE_AUTO, "CPU", ST_DEVICE_CPU, "GPU (CUDA)",
+                                               ST_DEVICE_GPU, NULL);
+    gimp_int_combo_box_connect(GIMP_INT_COMBO_BOX(device), params->device, G_CALLBACK(gimp_int_combo_box_get_active),
+                               &params->device);
+    gimp_table_attach_aligned(GTK_TABLE(grid), 0, 5, "_Device:", 0.0, 0.5, device, 2, FALSE);
+
+    GtkWidget *preserve = gtk_check_button_new_with_mnemonic("_Preserve the layer's colours");
+    gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(preserve), params->preserve_color);
+    g_signal_connect(preserve, "toggled", G_CALLBACK(gimp_toggle_button_update), &params->preserve_color);
+    gtk_table_attach(GTK_TABLE(grid), preserve, 0, 3, 6, 7, GTK_FILL, GTK_FILL, 0, 0);
+
+    gtk_widget_show_all(dlg);
+    gboolean ok = gimp_dialog_run(GIMP_DIALOG(dlg)) == GTK_RESPONSE_OK;
+    if (ok) {
+        gint index = gtk_combo_box_get_active(GTK_COMBO_BOX(state.pack_combo));
+        gchar *file = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(state.file_chooser));
+        if (index > 0 && state.packs && (size_t)(index - 1) < state.packs->count)
+            g_strlcpy(params->style, state.packs->entries[index - 1].path, sizeof params->style);
+        else if (file)
+            g_strlcpy(params->style, file, sizeof params->style);
+        g_free(file);
+    }
+    st_style_list_free(state.packs);
+    gtk_widget_destroy(dlg);
+    return ok;
+}
+
+/* ---------- running ---------- */
+
+static int show_progress(void *user_data, double fraction) {
+    gdouble *last = user_data;
+    if (fraction - *last >= 0.01 || fraction >= 1.0) {
+        *last = fraction;
+        gimp_progress_update(fraction);
+    }
+    /* GIMP 2.10 cancels a plug-in by asking it to quit and killing it 10 ms
+     * later, so there is nothing to poll here: the image stays untouched
+     * because the shadow buffer is never merged. */
+    return 0;
+}
+
+static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals) {
+    static GimpParam values[2];
+    GimpRunMode run_mode = (GimpRunMode)param[0].data.d_int32;
+    GimpPDBStatusType status = GIMP_PDB_SUCCESS;
+    gchar *error = NULL;
+    StGimpParams params;
+    (void)name;
+
+    *nreturn_vals = 1;
+    *return_vals = values;
+    gegl_init(NULL, NULL);
+    st_gimp_params_default(&params);
+
+    gint32 image = param[1].data.d_image;
+    gint32 drawable = param[2].data.d_drawable;
+    switch (run_mode) {
+    case GIMP_RUN_INTERACTIVE:
+        gimp_get_data(ST_GIMP_PROC, &params);
+        if (!dialog(&params)) status = GIMP_PDB_CANCEL;
+        break;
+    case GIMP_RUN_NONINTERACTIVE:
+        if (nparams != 9 || !param[3].data.d_string) {
+            status = GIMP_PDB_CALLING_ERROR;
+            error = g_strdup("plug-in-style-transfer takes 9 arguments (run-mode, image, drawable, style, strength, "
+                             "iterations, quality, preserve-color, device).");
+            break;
+        }
+        g_strlcpy(params.style, param[3].data.d_string, sizeof params.style);
+        params.strength = param[4].data.d_float;
+        params.iterations = param[5].data.d_int32;
+        params.quality = param[6].data.d_int32;
+        params.preserve_color = param[7].data.d_int32 != 0;
+        params.device = param[8].data.d_int32;
+        break;
+    case GIMP_RUN_WITH_LAST_VALS:
+        gimp_get_data(ST_GIMP_PROC, &params);
+        break;
+    }
+
+    if (status == GIMP_PDB_SUCCESS && gimp_drawable_is_indexed(drawable)) {
+        status = GIMP_PDB_EXECUTION_ERROR;
+        error = g_strdup("Style transfer works on RGB and grayscale layers; convert the indexed image to RGB first "
+                         "(Image > Mode > RGB).");
+    }
+    if (status == GIMP_PDB_SUCCESS && !st_gimp_params_check(&params, &error)) status = GIMP_PDB_CALLING_ERROR;
+
+    gint x, y, width, height;
+    if (status == GIMP_PDB_SUCCESS && !gimp_drawable_mask_intersect(drawable, &x, &y, &width, &height)) {
+        status = GIMP_PDB_EXECUTION_ERROR;
+        error = g_strdup("The selection does not touch the layer.");
+    }
+    if (status == GIMP_PDB_SUCCESS) {
+        GimpPrecision precision = gimp_image_get_precision(image);
+        StGimpDepth depth = ST_GIMP_FLOAT;
+        if (precision == GIMP_PRECISION_U8_GAMMA || precision == GIMP_PRECISION_U8_LINEAR) depth = ST_GIMP_U8;
+        if (precision == GIMP_PRECISION_U16_GAMMA || precision == GIMP_PRECISION_U16_LINEAR) depth = ST_GIMP_U16;
+        gboolean gray = gimp_drawable_is_gray(drawable);
+        gboolean alpha = gimp_drawable_has_alpha(drawable);
+        GeglBuffer *source = gimp_drawable_get_buffer(drawable);
+        GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
+        GeglRectangle rect = {x, y, width, height};
+        gdouble last = -1.0;
+        gimp_progress_init("Style transfer");
+        gboolean ok = st_gimp_process(&params, source, shadow, &rect, gray, alpha, depth, show_progress, &last, &error);
+        g_object_unref(shadow); /* flushes the shadow tiles to GIMP */
+        g_object_unref(source);
+        if (ok) {
+            gimp_progress_update(1.0);
+            gimp_drawable_merge_shadow(drawable, TRUE);
+            gimp_drawable_update(drawable, x, y, width, height);
+            if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
+            if (run_mode == GIMP_RUN_INTERACTIVE) gimp_set_data(ST_GIMP_PROC, &params, sizeof params);
+        } else {
+            status = g_strcmp0(error, "Cancelled") == 0 ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
+        }
+    }
+
+    values[0].type = GIMP_PDB_STATUS;
+    values[0].data.d_status = status;
+    if (error) {
+        /* The message GIMP shows (interactive) or returns to the script. */
+        static gchar message[2048];
+        g_strlcpy(message, error, sizeof message);
+        g_free(error);
+        *nreturn_vals = 2;
+        values[1].type = GIMP_PDB_STRING;
+        values[1].data.d_string = message;
+    }
+}

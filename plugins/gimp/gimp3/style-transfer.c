@@ -1,0 +1,192 @@
+/*
+ * GIMP 3.0 shim of the style-transfer filter: a GimpPlugIn with one image
+ * procedure, its arguments (which GIMP turns into the dialog and remembers
+ * as last values), selection, shadow buffer and progress. The work is in
+ * ../common/st-gimp.c, which talks to the library through styletransfer.h.
+ */
+#include <string.h>
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+
+#include "../common/st-gimp.h"
+
+#define ST_TYPE_PLUG_IN (st_plug_in_get_type())
+G_DECLARE_FINAL_TYPE(StPlugIn, st_plug_in, ST, PLUG_IN, GimpPlugIn)
+
+struct _StPlugIn {
+    GimpPlugIn parent_instance;
+};
+
+G_DEFINE_TYPE(StPlugIn, st_plug_in, GIMP_TYPE_PLUG_IN)
+
+GIMP_MAIN(ST_TYPE_PLUG_IN)
+
+static GList *st_query_procedures(GimpPlugIn *plug_in) {
+    (void)plug_in;
+    return g_list_append(NULL, g_strdup(ST_GIMP_PROC));
+}
+
+static GimpValueArray *failure(GimpProcedure *procedure, GimpPDBStatusType status, const gchar *message) {
+    GError *error = g_error_new_literal(GIMP_PLUG_IN_ERROR, 0, message);
+    return gimp_procedure_new_return_values(procedure, status, error);
+}
+
+/* The packs in the style folders, as a choice for the dialog ("none" = use
+ * the style file). Choice nicks are "pack-N"; the path is looked up again
+ * at run time by position. */
+static GimpChoice *pack_choice(void) {
+    GimpChoice *choice = gimp_choice_new();
+    gimp_choice_add(choice, "none", 0, "(the style image below)", NULL);
+    st_style_list *list = NULL;
+    if (st_list_styles(&list) == ST_OK) {
+        for (size_t i = 0; i < list->count; i++) {
+            gchar *nick = g_strdup_printf("pack-%zu", i);
+            gimp_choice_add(choice, nick, (gint)i + 1, list->entries[i].name, list->entries[i].path);
+            g_free(nick);
+        }
+    }
+    st_style_list_free(list);
+    return choice;
+}
+
+static gboolean pack_path(gint index, gchar *out, gsize size) {
+    st_style_list *list = NULL;
+    gboolean found = FALSE;
+    if (index > 0 && st_list_styles(&list) == ST_OK && (size_t)index <= list->count) {
+        g_strlcpy(out, list->entries[index - 1].path, size);
+        found = TRUE;
+    }
+    st_style_list_free(list);
+    return found;
+}
+
+static int show_progress(void *user_data, double fraction) {
+    gdouble *last = user_data;
+    if (fraction - *last >= 0.01 || fraction >= 1.0) {
+        *last = fraction;
+        gimp_progress_update(fraction);
+    }
+    /* GIMP cancels a plug-in by asking it to quit and killing it 10 ms later;
+     * nothing to poll: the image stays untouched (shadow buffer not merged). */
+    return 0;
+}
+
+static GimpValueArray *plugin_run(GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
+                              GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data) {
+    (void)run_data;
+    gegl_init(NULL, NULL);
+    if (!drawables || !drawables[0] || drawables[1])
+        return failure(procedure, GIMP_PDB_CALLING_ERROR, "Style transfer works on exactly one layer.");
+    GimpDrawable *drawable = drawables[0];
+
+    if (run_mode == GIMP_RUN_INTERACTIVE) {
+        gimp_ui_init(ST_GIMP_BINARY);
+        GtkWidget *dialog = gimp_procedure_dialog_new(procedure, config, "Style Transfer");
+        gimp_procedure_dialog_fill(GIMP_PROCEDURE_DIALOG(dialog), NULL);
+        gboolean ok = gimp_procedure_dialog_run(GIMP_PROCEDURE_DIALOG(dialog));
+        gtk_widget_destroy(dialog);
+        if (!ok) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
+    }
+
+    StGimpParams params;
+    st_gimp_params_default(&params);
+    gchar *style = NULL;
+    gint pack = 0;
+    g_object_get(config, "style", &style, "strength", &params.strength, "iterations", &params.iterations,
+                 "quality", &params.quality, "preserve-color", &params.preserve_color, "device", &params.device, NULL);
+    pack = gimp_procedure_config_get_choice_id(config, "style-pack");
+    if (!pack_path(pack, params.style, sizeof params.style) && style) g_strlcpy(params.style, style, sizeof params.style);
+    g_free(style);
+
+    gchar *error = NULL;
+    if (gimp_drawable_is_indexed(drawable))
+        return failure(procedure, GIMP_PDB_EXECUTION_ERROR,
+                       "Style transfer works on RGB and grayscale layers; convert the indexed image to RGB first "
+                       "(Image > Mode > RGB).");
+    if (!st_gimp_params_check(&params, &error)) {
+        GimpValueArray *result = failure(procedure, GIMP_PDB_CALLING_ERROR, error);
+        g_free(error);
+        return result;
+    }
+    gint x, y, width, height;
+    if (!gimp_drawable_mask_intersect(drawable, &x, &y, &width, &height))
+        return failure(procedure, GIMP_PDB_EXECUTION_ERROR, "The selection does not touch the layer.");
+
+    StGimpDepth depth = ST_GIMP_FLOAT;
+    switch (gimp_image_get_precision(image)) {
+    case GIMP_PRECISION_U8_LINEAR:
+    case GIMP_PRECISION_U8_NON_LINEAR:
+    case GIMP_PRECISION_U8_PERCEPTUAL:
+        depth = ST_GIMP_U8;
+        break;
+    case GIMP_PRECISION_U16_LINEAR:
+    case GIMP_PRECISION_U16_NON_LINEAR:
+    case GIMP_PRECISION_U16_PERCEPTUAL:
+        depth = ST_GIMP_U16;
+        break;
+    default:
+        break;
+    }
+    GeglBuffer *source = gimp_drawable_get_buffer(drawable);
+    GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
+    GeglRectangle rect = {x, y, width, height};
+    gdouble last = -1.0;
+    gimp_progress_init("Style transfer");
+    gboolean ok = st_gimp_process(&params, source, shadow, &rect, gimp_drawable_is_gray(drawable),
+                                  gimp_drawable_has_alpha(drawable), depth, show_progress, &last, &error);
+    g_object_unref(shadow);
+    g_object_unref(source);
+    if (!ok) {
+        GimpPDBStatusType status = g_strcmp0(error, "Cancelled") == 0 ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
+        GimpValueArray *result = failure(procedure, status, error);
+        g_free(error);
+        return result;
+    }
+    gimp_progress_update(1.0);
+    gimp_drawable_merge_shadow(drawable, TRUE);
+    gimp_drawable_update(drawable, x, y, width, height);
+    if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
+    return gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
+}
+
+static GimpProcedure *st_create_procedure(GimpPlugIn *plug_in, const gchar *name) {
+    if (g_strcmp0(name, ST_GIMP_PROC) != 0) return NULL;
+    GimpProcedure *procedure = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, plugin_run, NULL, NULL);
+    gimp_procedure_set_image_types(procedure, "RGB*, GRAY*");
+    gimp_procedure_set_sensitivity_mask(procedure, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
+    gimp_procedure_set_menu_label(procedure, ST_GIMP_MENU_LABEL);
+    gimp_procedure_add_menu_path(procedure, "<Image>/Filters/Artistic");
+    gimp_procedure_set_documentation(procedure, ST_GIMP_BLURB, ST_GIMP_HELP, name);
+    gimp_procedure_set_attribution(procedure, ST_GIMP_AUTHOR, ST_GIMP_AUTHOR, ST_GIMP_DATE);
+    gimp_procedure_add_choice_argument(procedure, "style-pack", "Style _pack",
+                                       "A style pack from the style folders, or none to use the style file",
+                                       pack_choice(), "none", G_PARAM_READWRITE);
+    gimp_procedure_add_string_argument(procedure, "style", "Style _file",
+                                       "Style image file (any format GdkPixbuf reads) or style pack (.stpack)", "",
+                                       G_PARAM_READWRITE);
+    gimp_procedure_add_double_argument(procedure, "strength", "_Strength",
+                                       "Style strength 0..1 (0.5: default balance of content and style)", 0.0, 1.0,
+                                       0.5, G_PARAM_READWRITE);
+    gimp_procedure_add_int_argument(procedure, "iterations", "_Iterations",
+                                    "Optimiser evaluations per pyramid scale", 1, 5000, 100, G_PARAM_READWRITE);
+    gimp_procedure_add_int_argument(procedure, "quality", "_Quality",
+                                    "Working size: 0 preview (256 px), 1 normal (512 px), 2 high (1024 px)", 0, 2, 1,
+                                    G_PARAM_READWRITE);
+    gimp_procedure_add_boolean_argument(procedure, "preserve-color", "_Preserve colours",
+                                        "Keep the layer's colours (luminance-only transfer)", FALSE,
+                                        G_PARAM_READWRITE);
+    gimp_procedure_add_int_argument(procedure, "device", "_Device", "Where to compute: 0 auto, 1 CPU, 2 GPU", 0, 2,
+                                    0, G_PARAM_READWRITE);
+    return procedure;
+}
+
+static void st_plug_in_class_init(StPlugInClass *klass) {
+    GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS(klass);
+    plug_in_class->query_procedures = st_query_procedures;
+    plug_in_class->create_procedure = st_create_procedure;
+}
+
+static void st_plug_in_init(StPlugIn *self) {
+    (void)self;
+}

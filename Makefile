@@ -22,11 +22,12 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 
 # Debian packages the build and the tests need.
-APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev gimp libgimp2.0-dev
+APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libexpat1-dev gimp libgimp2.0-dev
 
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
         install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \
-        gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin
+        gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin \
+        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -147,6 +148,50 @@ gimp3-host-plugin: build model packs
 	    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) -L$(GIMP3_HOST_DIR)/lib -lstyletransfer \
 	    -Wl,-rpath,'$$ORIGIN/lib' -lm
 
+# ---- OpenFX node (plugins/ofx) ----
+# The SDK comes from the crate openfx-sys 0.1.0, fetched into build/ofx/sdk.
+OFX_SDK := build/ofx/sdk
+OFX_BUNDLE := build/ofx/plugins/StyleTransfer.ofx.bundle
+OFX_BIN := $(OFX_BUNDLE)/Contents/Linux-x86-64
+OFX_HOST_FLAGS := -std=c++14 -g -O1 -include cstring -Wall -Wno-deprecated-declarations -isystem $(OFX_SDK)/include \
+    -isystem $(OFX_SDK)/HostSupport/include -isystem $(OFX_SDK)/HostSupport/expat-2.0.1/lib
+OFX_HOST_LIBS := -L$(OFX_SDK)/HostSupport/Linux-release -lofxHost -lexpat -ldl -lpng
+
+ofx-sdk:
+	scripts/ofx-sdk.sh $(OFX_SDK) >/dev/null
+
+# Bundle: the plug-in, the library beside it in lib/ (run path $$ORIGIN/lib),
+# the model and the sample packs in share/ (where the library looks).
+ofx-bundle: build model packs ofx-sdk
+	rm -rf $(OFX_BUNDLE) && mkdir -p $(OFX_BIN)/lib $(OFX_BIN)/share/styletransfer/styles
+	install -m 644 target/release/libstyletransfer.so $(OFX_BIN)/lib/
+	install -m 644 models/vgg19.safetensors $(OFX_BIN)/share/styletransfer/
+	install -m 644 $(PACKS) $(OFX_BIN)/share/styletransfer/styles/
+	sed "s/@LIBRARY_VERSION@/$$(sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)/" plugins/ofx/Info.plist.in \
+	    > $(OFX_BUNDLE)/Contents/Info.plist
+	cc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden -I$(OFX_SDK)/include -Iinclude \
+	    plugins/ofx/style_transfer.c -o $(OFX_BIN)/StyleTransfer.ofx -L$(OFX_BIN)/lib -lstyletransfer \
+	    -Wl,-rpath,'$$ORIGIN/lib' -Wl,--no-undefined -lm
+
+# The test host (tests/ofx/host), on the SDK's HostSupport library, plain and
+# with AddressSanitizer (leak checking of the abort-and-render-again run).
+ofx-host: ofx-sdk
+	$(MAKE) -s -C $(OFX_SDK)/HostSupport OPTIMISE="-O2 -std=c++14 -w" >/dev/null
+	mkdir -p build/ofx
+	c++ $(OFX_HOST_FLAGS) tests/ofx/host/ofx_test_host.cpp $(OFX_HOST_LIBS) -o build/ofx/ofx_test_host
+	c++ $(OFX_HOST_FLAGS) -fsanitize=address -fno-omit-frame-pointer tests/ofx/host/ofx_test_host.cpp \
+	    $(OFX_HOST_LIBS) -o build/ofx/ofx_test_host_asan
+
+test-ofx: ofx-bundle ofx-host
+	.venv/bin/python3 tests/ofx/test_ofx.py --host $(ROOT)/build/ofx/ofx_test_host \
+	    --host-asan $(ROOT)/build/ofx/ofx_test_host_asan --plugins $(ROOT)/build/ofx/plugins \
+	    --stylize $(ROOT)/target/release/stylize --work $(ROOT)/build/ofx/work --samples $(ROOT)/examples/images
+
+# Into the first folder of OFX_PLUGIN_PATH, else /usr/OFX/Plugins.
+install-ofx: ofx-bundle
+	dest="$${OFX_PLUGIN_PATH%%:*}"; dest="$${dest:-/usr/OFX/Plugins}"; mkdir -p "$$dest" && \
+	rm -rf "$$dest/StyleTransfer.ofx.bundle" && cp -a $(OFX_BUNDLE) "$$dest/" && echo "installed $$dest/StyleTransfer.ofx.bundle"
+
 # The C example, built from the installed .pc, on the sample images.
 c-example: build model packs
 	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
@@ -178,7 +223,7 @@ doc: venv
 bench-build: venv
 	$(CARGO) bench --locked --no-run
 
-test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-gimp
+test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-gimp test-ofx
 	@echo "all checks passed"
 
 bench: model build

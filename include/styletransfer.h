@@ -621,6 +621,18 @@ enum st_status st_clear_styles(struct st_context *ctx);
 enum st_status st_run(struct st_context *ctx, const struct st_image *content, struct st_image *output, const struct st_run_options *options, st_progress_fn progress, void *user_data);
 
 /**
+ * Adds a style image read from a file (PNG, JPEG, TIFF, BMP, PNM, WebP;
+ * the decoders of the `stylize` CLI, so both see the same pixels) with a
+ * blend weight (finite, ≥ 0). `path` is a UTF-8 path read during the call.
+ *
+ * Returns `ST_NULL_ARGUMENT` for a NULL handle or path, `ST_IMAGE_ERROR`
+ * for a missing, unreadable or non-image file, `ST_INVALID_ARGUMENT` for a
+ * bad weight, `ST_BUSY` from inside a progress callback. One thread at a
+ * time per handle.
+ */
+enum st_status st_add_style_file(struct st_context *ctx, const char *path, float blend_weight);
+
+/**
  * Adds a style pack (`.stpack`) with a blend weight (finite, ≥ 0; weights
  * are normalised over all styles and packs). The pack must have been made
  * with this handle's model. Its targets are used as stored, so no style

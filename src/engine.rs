@@ -322,7 +322,12 @@ impl Engine {
     /// when that is smaller.
     pub fn style_targets(&self, style: &RgbImage, ladder_side: u32) -> Result<StyleTargets> {
         let native = style.width().max(style.height());
-        let long_side = ladder_side.min(native);
+        let short = style.width().min(style.height()).max(1);
+        // A small ladder size can leave an elongated style image's short side
+        // below the network's minimum: use the smallest size that reaches it
+        // (never larger than the image itself).
+        let needed = (native as u64 * MIN_INPUT_SIDE as u64).div_ceil(short as u64) as u32;
+        let long_side = ladder_side.max(needed).min(native);
         let (w, h) = fit_long_side(style.width(), style.height(), long_side);
         if (w.min(h) as i64) < MIN_INPUT_SIDE {
             return Err(Error::invalid(

@@ -26,6 +26,14 @@ fn c_image(data: &mut [u8], width: u32, height: u32) -> st_image {
     }
 }
 
+/// Panics with the handle's last error unless `status` is `ST_OK`.
+fn ok(ctx: *mut st_context, status: st_status) {
+    if status != st_status::ST_OK {
+        let message = unsafe { std::ffi::CStr::from_ptr(st_last_error(ctx)) };
+        panic!("{status:?}: {}", message.to_string_lossy());
+    }
+}
+
 fn context() -> *mut st_context {
     let model = CString::new(support::model().to_str().unwrap()).unwrap();
     let device = CString::new("cpu").unwrap();
@@ -194,11 +202,11 @@ fn c_api_pack_round_trip_equals_the_image_run() {
         let ctx = context();
         let mut out = vec![0u8; (w * h * 3) as usize];
         unsafe {
-            assert_eq!(st_add_style(ctx, &c_image(&mut style, w, h), 1.0), st_status::ST_OK);
+            ok(ctx, st_add_style(ctx, &c_image(&mut style, w, h), 1.0));
             if use_pack {
-                assert_eq!(st_create_style_pack(ctx, name.as_ptr(), pack_path.as_ptr()), st_status::ST_OK);
-                assert_eq!(st_clear_styles(ctx), st_status::ST_OK);
-                assert_eq!(st_add_style_pack(ctx, pack_path.as_ptr(), 1.0), st_status::ST_OK);
+                ok(ctx, st_create_style_pack(ctx, name.as_ptr(), pack_path.as_ptr()));
+                ok(ctx, st_clear_styles(ctx));
+                ok(ctx, st_add_style_pack(ctx, pack_path.as_ptr(), 1.0));
             }
             let status = st_run(
                 ctx,

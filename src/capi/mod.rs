@@ -853,6 +853,28 @@ pub unsafe extern "C" fn st_run(
     })
 }
 
+/// Adds a style image read from a file (PNG, JPEG, TIFF, BMP, PNM, WebP;
+/// the decoders of the `stylize` CLI, so both see the same pixels) with a
+/// blend weight (finite, ≥ 0). `path` is a UTF-8 path read during the call.
+///
+/// Returns `ST_NULL_ARGUMENT` for a NULL handle or path, `ST_IMAGE_ERROR`
+/// for a missing, unreadable or non-image file, `ST_INVALID_ARGUMENT` for a
+/// bad weight, `ST_BUSY` from inside a progress callback. One thread at a
+/// time per handle.
+#[no_mangle]
+pub unsafe extern "C" fn st_add_style_file(ctx: *mut st_context, path: *const c_char, blend_weight: f32) -> st_status {
+    with_context(ctx, |context| {
+        let path = c_str(path, "path")?.ok_or_else(|| null_argument("path"))?;
+        if !(blend_weight.is_finite() && blend_weight >= 0.0) {
+            let reason = format!("{blend_weight} is not a finite non-negative number");
+            return Err(Error::invalid("blend_weight", reason).into());
+        }
+        let mut styles = styles_of(context)?;
+        let image = crate::image::load(std::path::Path::new(path))?.rgb;
+        Ok(styles.add(StyleImage { image, weight: blend_weight as f64 })?)
+    })
+}
+
 /// Adds a style pack (`.stpack`) with a blend weight (finite, ≥ 0; weights
 /// are normalised over all styles and packs). The pack must have been made
 /// with this handle's model. Its targets are used as stored, so no style

@@ -4,7 +4,6 @@
  */
 #include "st-gimp.h"
 
-#include <gdk-pixbuf/gdk-pixbuf.h>
 #include <math.h>
 #include <string.h>
 
@@ -78,32 +77,12 @@ static gboolean add_style(st_context *ctx, const gchar *path, gchar **error) {
         }
         return TRUE;
     }
-    GError *gerror = NULL;
-    GdkPixbuf *pixbuf = gdk_pixbuf_new_from_file(path, &gerror);
-    if (!pixbuf) {
-        *error = g_strdup_printf("Cannot read the style image '%s': %s", path,
-                                 gerror ? gerror->message : "unknown error");
-        g_clear_error(&gerror);
+    /* The library's own decoders: the same pixels the stylize CLI sees. */
+    if (st_add_style_file(ctx, path, 1.0f) != ST_OK) {
+        *error = g_strdup_printf("Style image: %s", st_last_error(ctx));
         return FALSE;
     }
-    if (gdk_pixbuf_get_bits_per_sample(pixbuf) != 8 || gdk_pixbuf_get_colorspace(pixbuf) != GDK_COLORSPACE_RGB) {
-        *error = g_strdup_printf("The style image '%s' is not 8-bit RGB.", path);
-        g_object_unref(pixbuf);
-        return FALSE;
-    }
-    gboolean alpha = gdk_pixbuf_get_has_alpha(pixbuf);
-    st_image image = {
-        gdk_pixbuf_get_pixels(pixbuf),
-        (uint32_t)gdk_pixbuf_get_width(pixbuf),
-        (uint32_t)gdk_pixbuf_get_height(pixbuf),
-        (size_t)gdk_pixbuf_get_rowstride(pixbuf),
-        alpha ? ST_PIXEL_RGBA8 : ST_PIXEL_RGB8,
-        0,
-    };
-    gboolean ok = st_add_style(ctx, &image, 1.0f) == ST_OK;
-    if (!ok) *error = g_strdup_printf("Style image '%s': %s", path, st_last_error(ctx));
-    g_object_unref(pixbuf);
-    return ok;
+    return TRUE;
 }
 
 typedef struct {

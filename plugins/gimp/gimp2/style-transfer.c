@@ -22,7 +22,7 @@ static void query(void) {
         {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1), RUN-WITH-LAST-VALS (2) }"},
         {GIMP_PDB_IMAGE, "image", "Input image"},
         {GIMP_PDB_DRAWABLE, "drawable", "Input drawable (RGB, RGBA, gray or gray-alpha)"},
-        {GIMP_PDB_STRING, "style", "Style image file (any format GdkPixbuf reads) or style pack (.stpack)"},
+        {GIMP_PDB_STRING, "style", "Style image file (PNG, JPEG, TIFF, BMP, PNM, WebP) or style pack (.stpack)"},
         {GIMP_PDB_FLOAT, "strength", "Style strength 0..1 (0.5: default balance of content and style)"},
         {GIMP_PDB_INT32, "iterations", "Optimiser evaluations per pyramid scale (1..5000)"},
         {GIMP_PDB_INT32, "quality", "Working size { PREVIEW (0): 256 px, NORMAL (1): 512 px, HIGH (2): 1024 px }"},

@@ -163,7 +163,7 @@ static GimpProcedure *st_create_procedure(GimpPlugIn *plug_in, const gchar *name
                                        "A style pack from the style folders, or none to use the style file",
                                        pack_choice(), "none", G_PARAM_READWRITE);
     gimp_procedure_add_string_argument(procedure, "style", "Style _file",
-                                       "Style image file (any format GdkPixbuf reads) or style pack (.stpack)", "",
+                                       "Style image file (PNG, JPEG, TIFF, BMP, PNM, WebP) or style pack (.stpack)", "",
                                        G_PARAM_READWRITE);
     gimp_procedure_add_double_argument(procedure, "strength", "_Strength",
                                        "Style strength 0..1 (0.5: default balance of content and style)", 0.0, 1.0,

@@ -1,0 +1,722 @@
+/*
+ * OpenFX node for compositing hosts (Natron, Nuke, Resolve/Fusion, Vegas):
+ * neural style transfer through the styletransfer C ABI.
+ *
+ * Contexts filter and general. Clips: Source; optional Style (a frame from
+ * another node used as the style); optional Mask (its alpha blends the result
+ * with the source); Output. Depths byte, short and float; RGBA and RGB;
+ * premultiplied alpha is unpremultiplied before and premultiplied after;
+ * render scale honoured; only the render window is written; the host's
+ * abort() is polled after every optimiser evaluation; the progress suite is
+ * used when present; render thread safety is instance-safe (one render at a
+ * time per instance, instances in parallel); style targets are cached per
+ * instance until a style parameter (or the style clip's pixels) changes.
+ *
+ * Every failure is an error status with a persistent message through the
+ * message suite, cleared by the next successful render.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ofxCore.h"
+#include "ofxImageEffect.h"
+#include "ofxMessage.h"
+#include "ofxProgress.h"
+#include "ofxProperty.h"
+#include "ofxParam.h"
+
+#include <styletransfer.h>
+
+#define PLUGIN_ID "org.styletransfer.StyleTransfer"
+#define PLUGIN_VERSION_MAJOR 1 /* changes only when saved projects would break */
+#define PLUGIN_VERSION_MINOR 0
+
+#define CLIP_STYLE "Style"
+#define CLIP_MASK "Mask"
+
+#define P_STYLE_FILE "styleFile"
+#define P_STYLE_PACK "stylePack"
+#define P_STRENGTH "strength"
+#define P_ITERATIONS "iterations"
+#define P_QUALITY "quality"
+#define P_PRESERVE "preserveColor"
+#define P_SEED "seed"
+#define P_TEMPORAL "temporal"
+#define P_DEVICE "device"
+
+static OfxHost *host;
+static const OfxPropertySuiteV1 *props;
+static const OfxImageEffectSuiteV1 *effects;
+static const OfxParameterSuiteV1 *params;
+static const OfxMessageSuiteV2 *messages2;
+static const OfxMessageSuiteV1 *messages1;
+static const OfxProgressSuiteV1 *progress;
+
+/* Per-instance state, behind kOfxPropInstanceData. */
+typedef struct {
+    st_context *ctx;       /* created at first render, for `device` */
+    int ctx_device;        /* the device choice it was made for */
+    char *style_key;       /* what the loaded style came from (NULL: none) */
+    float *last_output;    /* last rendered frame, RGBA float top-down (temporal mode) */
+    int last_width, last_height;
+    double last_time;
+} Instance;
+
+/* ---------- small helpers ---------- */
+
+static Instance *instance_of(OfxImageEffectHandle effect) {
+    OfxPropertySetHandle effect_props;
+    void *data = NULL;
+    effects->getPropertySet(effect, &effect_props);
+    props->propGetPointer(effect_props, kOfxPropInstanceData, 0, &data);
+    return data;
+}
+
+/* Persistent error on the instance (shown by the host until cleared). */
+static OfxStatus fail(OfxImageEffectHandle effect, OfxStatus status, const char *format, ...) {
+    char text[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    if (messages2)
+        messages2->setPersistentMessage(effect, kOfxMessageError, "", "%s", text);
+    else if (messages1)
+        messages1->message(effect, kOfxMessageError, "", "%s", text);
+    return status;
+}
+
+static void clear_message(OfxImageEffectHandle effect) {
+    if (messages2) messages2->clearPersistentMessage(effect);
+}
+
+static OfxParamHandle param(OfxImageEffectHandle effect, const char *name) {
+    OfxParamSetHandle set;
+    OfxParamHandle handle = NULL;
+    effects->getParamSet(effect, &set);
+    params->paramGetHandle(set, name, &handle, NULL);
+    return handle;
+}
+
+static int style_packs(st_style_list **list) {
+    *list = NULL;
+    return st_list_styles(list) == ST_OK;
+}
+
+/* ---------- describe ---------- */
+
+static OfxStatus describe(OfxImageEffectHandle effect) {
+    OfxPropertySetHandle p;
+    effects->getPropertySet(effect, &p);
+    props->propSetString(p, kOfxPropLabel, 0, "Style Transfer");
+    props->propSetString(p, kOfxImageEffectPluginPropGrouping, 0, "Filter");
+    props->propSetString(p, kOfxPropPluginDescription, 0,
+                         "Neural style transfer (Gatys et al.): repaints the source in the manner of a style image, "
+                         "a style pack, or a frame from the Style input.");
+    props->propSetString(p, kOfxImageEffectPropSupportedContexts, 0, kOfxImageEffectContextFilter);
+    props->propSetString(p, kOfxImageEffectPropSupportedContexts, 1, kOfxImageEffectContextGeneral);
+    props->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, 0, kOfxBitDepthByte);
+    props->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, 1, kOfxBitDepthShort);
+    props->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, 2, kOfxBitDepthFloat);
+    props->propSetInt(p, kOfxImageEffectPropSupportsMultiResolution, 0, 1);
+    props->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0); /* the whole frame is optimised at once */
+    props->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 0);
+    props->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
+    props->propSetString(p, kOfxImageEffectPluginRenderThreadSafety, 0, kOfxImageEffectRenderInstanceSafe);
+    props->propSetInt(p, kOfxImageEffectPluginPropHostFrameThreading, 0, 0);
+    return kOfxStatOK;
+}
+
+static void define_clip(OfxImageEffectHandle effect, const char *name, int optional, int mask) {
+    OfxPropertySetHandle p;
+    effects->clipDefine(effect, name, &p);
+    if (mask) {
+        props->propSetString(p, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentAlpha);
+        props->propSetString(p, kOfxImageEffectPropSupportedComponents, 1, kOfxImageComponentRGBA);
+        props->propSetInt(p, kOfxImageClipPropIsMask, 0, 1);
+    } else {
+        props->propSetString(p, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentRGBA);
+        props->propSetString(p, kOfxImageEffectPropSupportedComponents, 1, kOfxImageComponentRGB);
+    }
+    props->propSetInt(p, kOfxImageClipPropOptional, 0, optional);
+    props->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0);
+}
+
+static OfxPropertySetHandle define(OfxParamSetHandle set, const char *type, const char *name, const char *label,
+                                   const char *hint) {
+    OfxPropertySetHandle p;
+    params->paramDefine(set, type, name, &p);
+    props->propSetString(p, kOfxPropLabel, 0, label);
+    props->propSetString(p, kOfxParamPropHint, 0, hint);
+    return p;
+}
+
+static OfxStatus describe_in_context(OfxImageEffectHandle effect) {
+    define_clip(effect, kOfxImageEffectSimpleSourceClipName, 0, 0);
+    define_clip(effect, CLIP_STYLE, 1, 0);
+    define_clip(effect, CLIP_MASK, 1, 1);
+    define_clip(effect, kOfxImageEffectOutputClipName, 0, 0);
+
+    OfxParamSetHandle set;
+    effects->getParamSet(effect, &set);
+    OfxPropertySetHandle p;
+    p = define(set, kOfxParamTypeString, P_STYLE_FILE, "Style file",
+               "A style image or a style pack (.stpack). Used when no pack is chosen and the Style input is empty.");
+    props->propSetString(p, kOfxParamPropStringMode, 0, kOfxParamStringIsFilePath);
+    props->propSetInt(p, kOfxParamPropStringFilePathExists, 0, 1);
+    props->propSetString(p, kOfxParamPropDefault, 0, "");
+
+    p = define(set, kOfxParamTypeChoice, P_STYLE_PACK, "Style pack",
+               "A style pack from the style folders (ST_STYLE_PATH, ~/.local/share/styletransfer/styles, installed).");
+    props->propSetString(p, kOfxParamPropChoiceOption, 0, "(style file or Style input)");
+    st_style_list *list;
+    if (style_packs(&list)) {
+        for (size_t i = 0; i < list->count; i++)
+            props->propSetString(p, kOfxParamPropChoiceOption, (int)i + 1, list->entries[i].name);
+    }
+    st_style_list_free(list);
+    props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+    props->propSetInt(p, kOfxParamPropAnimates, 0, 0);
+
+    p = define(set, kOfxParamTypeDouble, P_STRENGTH, "Strength",
+               "Style strength 0..1: 0.5 is the default balance; each 0.25 multiplies or divides the style weight by 10.");
+    props->propSetDouble(p, kOfxParamPropDefault, 0, 0.5);
+    props->propSetDouble(p, kOfxParamPropMin, 0, 0.0);
+    props->propSetDouble(p, kOfxParamPropMax, 0, 1.0);
+    props->propSetDouble(p, kOfxParamPropDisplayMin, 0, 0.0);
+    props->propSetDouble(p, kOfxParamPropDisplayMax, 0, 1.0);
+
+    p = define(set, kOfxParamTypeInteger, P_ITERATIONS, "Iterations", "Optimiser evaluations per pyramid scale.");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 100);
+    props->propSetInt(p, kOfxParamPropMin, 0, 1);
+    props->propSetInt(p, kOfxParamPropMax, 0, 5000);
+    props->propSetInt(p, kOfxParamPropDisplayMin, 0, 1);
+    props->propSetInt(p, kOfxParamPropDisplayMax, 0, 1000);
+
+    p = define(set, kOfxParamTypeChoice, P_QUALITY, "Quality",
+               "Working size at render scale 1: preview 256 px, normal 512 px, high 1024 px (never above the frame).");
+    props->propSetString(p, kOfxParamPropChoiceOption, 0, "Preview");
+    props->propSetString(p, kOfxParamPropChoiceOption, 1, "Normal");
+    props->propSetString(p, kOfxParamPropChoiceOption, 2, "High");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 1);
+
+    p = define(set, kOfxParamTypeBoolean, P_PRESERVE, "Preserve colour",
+               "Keep the source's colours (luminance-only transfer).");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+
+    p = define(set, kOfxParamTypeInteger, P_SEED, "Seed", "Seed of the noise start (used when no previous frame is).");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+    props->propSetInt(p, kOfxParamPropMin, 0, 0);
+
+    p = define(set, kOfxParamTypeChoice, P_TEMPORAL, "Temporal",
+               "Off: every frame starts from its source. Previous frame: start from the previous frame's result, "
+               "for steadier sequences.");
+    props->propSetString(p, kOfxParamPropChoiceOption, 0, "Off");
+    props->propSetString(p, kOfxParamPropChoiceOption, 1, "Start from the previous frame");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+
+    p = define(set, kOfxParamTypeChoice, P_DEVICE, "Device", "Where to compute.");
+    props->propSetString(p, kOfxParamPropChoiceOption, 0, "Automatic");
+    props->propSetString(p, kOfxParamPropChoiceOption, 1, "CPU");
+    props->propSetString(p, kOfxParamPropChoiceOption, 2, "GPU (CUDA)");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+    props->propSetInt(p, kOfxParamPropAnimates, 0, 0);
+    return kOfxStatOK;
+}
+
+/* ---------- instance life ---------- */
+
+static OfxStatus create_instance(OfxImageEffectHandle effect) {
+    Instance *inst = calloc(1, sizeof *inst);
+    if (!inst) return kOfxStatErrMemory;
+    inst->ctx_device = -1;
+    inst->last_time = -1e300;
+    OfxPropertySetHandle p;
+    effects->getPropertySet(effect, &p);
+    props->propSetPointer(p, kOfxPropInstanceData, 0, inst);
+    return kOfxStatOK;
+}
+
+static void forget_style(Instance *inst) {
+    free(inst->style_key);
+    inst->style_key = NULL;
+}
+
+static OfxStatus destroy_instance(OfxImageEffectHandle effect) {
+    Instance *inst = instance_of(effect);
+    if (inst) {
+        st_destroy(inst->ctx);
+        forget_style(inst);
+        free(inst->last_output);
+        free(inst);
+    }
+    return kOfxStatOK;
+}
+
+static OfxStatus instance_changed(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
+    char *type = NULL, *name = NULL;
+    props->propGetString(in_args, kOfxPropType, 0, &type);
+    props->propGetString(in_args, kOfxPropName, 0, &name);
+    Instance *inst = instance_of(effect);
+    if (!inst || !type || !name) return kOfxStatReplyDefault;
+    if ((strcmp(type, kOfxTypeParameter) == 0 && (!strcmp(name, P_STYLE_FILE) || !strcmp(name, P_STYLE_PACK))) ||
+        (strcmp(type, kOfxTypeClip) == 0 && strcmp(name, CLIP_STYLE) == 0))
+        forget_style(inst);
+    if (strcmp(type, kOfxTypeParameter) == 0 && strcmp(name, P_DEVICE) == 0) {
+        st_destroy(inst->ctx); /* made again for the new device at the next render */
+        inst->ctx = NULL;
+        forget_style(inst);
+    }
+    return kOfxStatOK;
+}
+
+static OfxStatus purge_caches(OfxImageEffectHandle effect) {
+    Instance *inst = instance_of(effect);
+    if (inst) {
+        st_destroy(inst->ctx);
+        inst->ctx = NULL;
+        forget_style(inst);
+        free(inst->last_output);
+        inst->last_output = NULL;
+    }
+    return kOfxStatOK;
+}
+
+/* ---------- regions and preferences ---------- */
+
+static OfxStatus regions_of_interest(OfxImageEffectHandle effect, OfxPropertySetHandle in_args,
+                                     OfxPropertySetHandle out_args) {
+    /* Style transfer is global: the whole source (and style) frame is needed. */
+    OfxTime time;
+    props->propGetDouble(in_args, kOfxPropTime, 0, &time);
+    const char *names[2] = {kOfxImageEffectSimpleSourceClipName, CLIP_STYLE};
+    const char *keys[2] = {"OfxImageClipPropRoI_" kOfxImageEffectSimpleSourceClipName, "OfxImageClipPropRoI_" CLIP_STYLE};
+    for (int i = 0; i < 2; i++) {
+        OfxImageClipHandle clip;
+        OfxRectD rod;
+        OfxPropertySetHandle clip_props;
+        int connected = 0;
+        if (effects->clipGetHandle(effect, names[i], &clip, &clip_props) != kOfxStatOK) continue;
+        props->propGetInt(clip_props, kOfxImageClipPropConnected, 0, &connected);
+        if (!connected) continue;
+        if (effects->clipGetRegionOfDefinition(clip, time, &rod) != kOfxStatOK) continue;
+        props->propSetDoubleN(out_args, keys[i], 4, &rod.x1);
+    }
+    return kOfxStatOK;
+}
+
+/* ---------- pixels ---------- */
+
+typedef struct {
+    OfxPropertySetHandle handle;
+    unsigned char *data;
+    OfxRectI bounds;
+    int row_bytes;
+    int bytes;      /* per sample: 1, 2 or 4 */
+    int channels;   /* 1, 3 or 4 */
+    int premultiplied;
+} Image;
+
+static int read_image(OfxImageClipHandle clip, OfxTime time, Image *out, char *why, size_t why_size) {
+    memset(out, 0, sizeof *out);
+    if (effects->clipGetImage(clip, time, NULL, &out->handle) != kOfxStatOK) {
+        snprintf(why, why_size, "the host gave no image");
+        return 0;
+    }
+    char *depth = NULL, *components = NULL, *premult = NULL;
+    void *data = NULL;
+    props->propGetPointer(out->handle, kOfxImagePropData, 0, &data);
+    props->propGetIntN(out->handle, kOfxImagePropBounds, 4, &out->bounds.x1);
+    props->propGetInt(out->handle, kOfxImagePropRowBytes, 0, &out->row_bytes);
+    props->propGetString(out->handle, kOfxImageEffectPropPixelDepth, 0, &depth);
+    props->propGetString(out->handle, kOfxImageEffectPropComponents, 0, &components);
+    props->propGetString(out->handle, kOfxImageEffectPropPreMultiplication, 0, &premult);
+    out->data = data;
+    out->bytes = depth && !strcmp(depth, kOfxBitDepthByte) ? 1 : depth && !strcmp(depth, kOfxBitDepthShort) ? 2
+               : depth && !strcmp(depth, kOfxBitDepthFloat) ? 4 : 0;
+    out->channels = components && !strcmp(components, kOfxImageComponentRGBA) ? 4
+                  : components && !strcmp(components, kOfxImageComponentRGB) ? 3
+                  : components && !strcmp(components, kOfxImageComponentAlpha) ? 1 : 0;
+    out->premultiplied = premult && !strcmp(premult, kOfxImagePreMultiplied);
+    if (!out->data) {
+        snprintf(why, why_size, "the image has no pixels");
+        return 0;
+    }
+    if (!out->bytes) {
+        snprintf(why, why_size, "unsupported pixel depth %s", depth ? depth : "(none)");
+        return 0;
+    }
+    if (!out->channels) {
+        snprintf(why, why_size, "unsupported components %s", components ? components : "(none)");
+        return 0;
+    }
+    return 1;
+}
+
+static void release(Image *image) {
+    if (image->handle) effects->clipReleaseImage(image->handle);
+    image->handle = NULL;
+}
+
+static float sample_at(const Image *im, int x, int y, int c) {
+    const unsigned char *p = im->data + (ptrdiff_t)(y - im->bounds.y1) * im->row_bytes +
+                             ((size_t)(x - im->bounds.x1) * im->channels + c) * im->bytes;
+    if (im->bytes == 1) return *p / 255.0f;
+    if (im->bytes == 2) { uint16_t v; memcpy(&v, p, 2); return v / 65535.0f; }
+    float v; memcpy(&v, p, 4); return v;
+}
+
+static void store_at(const Image *im, int x, int y, int c, float v) {
+    unsigned char *p = im->data + (ptrdiff_t)(y - im->bounds.y1) * im->row_bytes +
+                       ((size_t)(x - im->bounds.x1) * im->channels + c) * im->bytes;
+    if (im->bytes == 1) {
+        *p = (unsigned char)lrintf(fminf(fmaxf(v, 0.0f), 1.0f) * 255.0f);
+    } else if (im->bytes == 2) {
+        uint16_t s = (uint16_t)lrintf(fminf(fmaxf(v, 0.0f), 1.0f) * 65535.0f);
+        memcpy(p, &s, 2);
+    } else {
+        memcpy(p, &v, 4);
+    }
+}
+
+/* The image as RGBA float, top row first (OFX rows go bottom-up), alpha 1
+ * where there is none, colour unpremultiplied. */
+static float *to_rgba(const Image *im) {
+    int w = im->bounds.x2 - im->bounds.x1, h = im->bounds.y2 - im->bounds.y1;
+    float *out = malloc((size_t)w * h * 4 * sizeof(float));
+    if (!out) return NULL;
+    for (int row = 0; row < h; row++) {
+        int y = im->bounds.y2 - 1 - row;
+        for (int x = 0; x < w; x++) {
+            float *o = out + ((size_t)row * w + x) * 4;
+            int X = im->bounds.x1 + x;
+            if (im->channels == 1) {
+                o[0] = o[1] = o[2] = 0.0f;
+                o[3] = sample_at(im, X, y, 0);
+                continue;
+            }
+            for (int c = 0; c < 3; c++) o[c] = sample_at(im, X, y, c);
+            o[3] = im->channels == 4 ? sample_at(im, X, y, 3) : 1.0f;
+            if (im->premultiplied && im->channels == 4 && o[3] > 0.0f)
+                for (int c = 0; c < 3; c++) o[c] /= o[3];
+        }
+    }
+    return out;
+}
+
+/* ---------- render ---------- */
+
+typedef struct {
+    OfxImageEffectHandle effect;
+    int progress_open;
+} RenderState;
+
+static int on_progress(void *user_data, const st_progress *p) {
+    RenderState *state = user_data;
+    if (effects->abort(state->effect)) return 1;
+    if (state->progress_open) {
+        double fraction = p->total_evaluations ? (double)p->evaluation / p->total_evaluations : 0.0;
+        if (progress->progressUpdate(state->effect, fraction) == kOfxStatReplyNo) return 1;
+    }
+    return 0;
+}
+
+static OfxStatus ensure_context(OfxImageEffectHandle effect, Instance *inst, int device) {
+    if (inst->ctx && inst->ctx_device == device) return kOfxStatOK;
+    st_destroy(inst->ctx);
+    inst->ctx = NULL;
+    forget_style(inst);
+    st_options options;
+    st_default_options(&options);
+    options.device = device == 1 ? "cpu" : device == 2 ? "cuda" : "auto";
+    st_status status = st_create(&options, &inst->ctx);
+    if (status != ST_OK)
+        return fail(effect, kOfxStatFailed, "Style Transfer: cannot start the engine: %s%s", st_status_str((int)status),
+                    status == ST_MODEL_ERROR ? " (model not found; set ST_MODEL or reinstall)" : "");
+    inst->ctx_device = device;
+    return kOfxStatOK;
+}
+
+/* Loads the style (pack, Style input frame, or file) unless the cached one is current. */
+static OfxStatus ensure_style(OfxImageEffectHandle effect, Instance *inst, OfxTime time) {
+    char key[1400];
+    int pack_index = 0;
+    char *file = NULL;
+    params->paramGetValueAtTime(param(effect, P_STYLE_PACK), time, &pack_index);
+    params->paramGetValueAtTime(param(effect, P_STYLE_FILE), time, &file);
+
+    OfxImageClipHandle style_clip;
+    int connected = 0;
+    if (effects->clipGetHandle(effect, CLIP_STYLE, &style_clip, NULL) == kOfxStatOK) {
+        OfxPropertySetHandle cp;
+        effects->clipGetPropertySet(style_clip, &cp);
+        props->propGetInt(cp, kOfxImageClipPropConnected, 0, &connected);
+    }
+
+    if (pack_index > 0) {
+        st_style_list *list;
+        if (!style_packs(&list) || (size_t)pack_index > list->count) {
+            st_style_list_free(list);
+            return fail(effect, kOfxStatFailed, "Style Transfer: the chosen style pack is no longer installed.");
+        }
+        snprintf(key, sizeof key, "pack:%s", list->entries[pack_index - 1].path);
+        if (!inst->style_key || strcmp(inst->style_key, key) != 0) {
+            forget_style(inst);
+            st_clear_styles(inst->ctx);
+            if (st_add_style_pack(inst->ctx, list->entries[pack_index - 1].path, 1.0f) != ST_OK) {
+                st_style_list_free(list);
+                return fail(effect, kOfxStatFailed, "Style Transfer: %s", st_last_error(inst->ctx));
+            }
+            inst->style_key = strdup(key);
+        }
+        st_style_list_free(list);
+        return kOfxStatOK;
+    }
+
+    if (connected) {
+        Image style;
+        char why[256];
+        if (!read_image(style_clip, time, &style, why, sizeof why)) {
+            release(&style);
+            return fail(effect, kOfxStatFailed, "Style Transfer: Style input: %s.", why);
+        }
+        int w = style.bounds.x2 - style.bounds.x1, h = style.bounds.y2 - style.bounds.y1;
+        float *rgba = to_rgba(&style);
+        release(&style);
+        if (!rgba) return fail(effect, kOfxStatErrMemory, "Style Transfer: out of memory reading the Style input.");
+        /* Key on the pixels: a changed upstream frame is a changed style. */
+        uint64_t hash = 1469598103934665603ULL;
+        const unsigned char *bytes = (const unsigned char *)rgba;
+        for (size_t i = 0; i < (size_t)w * h * 4 * sizeof(float); i++) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+        snprintf(key, sizeof key, "clip:%dx%d:%016llx", w, h, (unsigned long long)hash);
+        OfxStatus result = kOfxStatOK;
+        if (!inst->style_key || strcmp(inst->style_key, key) != 0) {
+            forget_style(inst);
+            st_clear_styles(inst->ctx);
+            st_image image = {rgba, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
+            if (st_add_style(inst->ctx, &image, 1.0f) != ST_OK)
+                result = fail(effect, kOfxStatFailed, "Style Transfer: Style input: %s", st_last_error(inst->ctx));
+            else
+                inst->style_key = strdup(key);
+        }
+        free(rgba);
+        return result;
+    }
+
+    if (!file || !*file)
+        return fail(effect, kOfxStatFailed, "Style Transfer: no style: choose a style file or pack, or connect the Style input.");
+    snprintf(key, sizeof key, "file:%s", file);
+    if (inst->style_key && strcmp(inst->style_key, key) == 0) return kOfxStatOK;
+    forget_style(inst);
+    st_clear_styles(inst->ctx);
+    size_t n = strlen(file);
+    if (n > 7 && strcmp(file + n - 7, ".stpack") == 0) {
+        if (st_add_style_pack(inst->ctx, file, 1.0f) != ST_OK)
+            return fail(effect, kOfxStatFailed, "Style Transfer: %s", st_last_error(inst->ctx));
+    } else if (st_add_style_file(inst->ctx, file, 1.0f) != ST_OK) {
+        return fail(effect, kOfxStatFailed, "Style Transfer: style file: %s", st_last_error(inst->ctx));
+    }
+    inst->style_key = strdup(key);
+    return kOfxStatOK;
+}
+
+static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
+    Instance *inst = instance_of(effect);
+    if (!inst) return kOfxStatErrBadHandle;
+    OfxTime time;
+    OfxRectI window;
+    OfxPointD scale = {1.0, 1.0};
+    props->propGetDouble(in_args, kOfxPropTime, 0, &time);
+    props->propGetIntN(in_args, kOfxImageEffectPropRenderWindow, 4, &window.x1);
+    props->propGetDoubleN(in_args, kOfxImageEffectPropRenderScale, 2, &scale.x);
+    if (window.x2 <= window.x1 || window.y2 <= window.y1)
+        return fail(effect, kOfxStatFailed, "Style Transfer: the render window %d,%d-%d,%d is empty.", window.x1,
+                    window.y1, window.x2, window.y2);
+
+    int device = 0, iterations = 100, quality = 1, preserve = 0, seed = 0, temporal = 0;
+    double strength = 0.5;
+    params->paramGetValueAtTime(param(effect, P_DEVICE), time, &device);
+    params->paramGetValueAtTime(param(effect, P_ITERATIONS), time, &iterations);
+    params->paramGetValueAtTime(param(effect, P_QUALITY), time, &quality);
+    params->paramGetValueAtTime(param(effect, P_PRESERVE), time, &preserve);
+    params->paramGetValueAtTime(param(effect, P_SEED), time, &seed);
+    params->paramGetValueAtTime(param(effect, P_TEMPORAL), time, &temporal);
+    params->paramGetValueAtTime(param(effect, P_STRENGTH), time, &strength);
+
+    OfxImageClipHandle source_clip, output_clip, mask_clip = NULL;
+    effects->clipGetHandle(effect, kOfxImageEffectSimpleSourceClipName, &source_clip, NULL);
+    effects->clipGetHandle(effect, kOfxImageEffectOutputClipName, &output_clip, NULL);
+    effects->clipGetHandle(effect, CLIP_MASK, &mask_clip, NULL);
+
+    Image source = {0}, output = {0}, mask = {0};
+    float *rgba = NULL, *plane = NULL;
+    char why[256];
+    OfxStatus status = kOfxStatOK;
+    if (!read_image(source_clip, time, &source, why, sizeof why)) {
+        status = fail(effect, kOfxStatErrUnsupported, "Style Transfer: Source: %s.", why);
+        goto done;
+    }
+    if (source.channels == 1) {
+        status = fail(effect, kOfxStatErrUnsupported, "Style Transfer: Source: alpha-only images are not supported.");
+        goto done;
+    }
+    if (!read_image(output_clip, time, &output, why, sizeof why)) {
+        status = fail(effect, kOfxStatErrUnsupported, "Style Transfer: Output: %s.", why);
+        goto done;
+    }
+    if ((status = ensure_context(effect, inst, device)) != kOfxStatOK) goto done;
+    if ((status = ensure_style(effect, inst, time)) != kOfxStatOK) goto done;
+    if (st_set_strength(inst->ctx, (float)strength) != ST_OK) {
+        status = fail(effect, kOfxStatFailed, "Style Transfer: %s", st_last_error(inst->ctx));
+        goto done;
+    }
+
+    int w = source.bounds.x2 - source.bounds.x1, h = source.bounds.y2 - source.bounds.y1;
+    rgba = to_rgba(&source);
+    if (!rgba) {
+        status = fail(effect, kOfxStatErrMemory, "Style Transfer: out of memory.");
+        goto done;
+    }
+    st_run_options run;
+    st_default_run_options(&run);
+    run.iterations = (uint32_t)(iterations < 1 ? 1 : iterations);
+    run.seed = (uint64_t)seed;
+    run.preserve_color = preserve ? ST_PRESERVE_COLOR_LUMINANCE : ST_PRESERVE_COLOR_OFF;
+    /* The preset is the working size at full resolution; proxies scale it down. */
+    double preset = quality == 0 ? 256 : quality == 2 ? 1024 : 512;
+    uint32_t working = (uint32_t)lround(preset * scale.x);
+    uint32_t long_side = (uint32_t)(w > h ? w : h);
+    run.working_size = working < long_side ? working : long_side;
+    st_image init_image;
+    if (temporal == 1 && inst->last_output && inst->last_width == w && inst->last_height == h &&
+        fabs(inst->last_time - (time - 1.0)) < 1e-6) {
+        init_image = (st_image){inst->last_output, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
+        run.init = ST_INIT_IMAGE;
+        run.init_image = &init_image;
+    }
+    st_image mask_image;
+    int mask_connected = 0;
+    if (mask_clip) {
+        OfxPropertySetHandle cp;
+        effects->clipGetPropertySet(mask_clip, &cp);
+        props->propGetInt(cp, kOfxImageClipPropConnected, 0, &mask_connected);
+    }
+    if (mask_connected) {
+        if (!read_image(mask_clip, time, &mask, why, sizeof why)) {
+            status = fail(effect, kOfxStatErrUnsupported, "Style Transfer: Mask: %s.", why);
+            goto done;
+        }
+        plane = malloc((size_t)w * h * sizeof(float));
+        if (!plane) {
+            status = fail(effect, kOfxStatErrMemory, "Style Transfer: out of memory.");
+            goto done;
+        }
+        for (int row = 0; row < h; row++) {
+            int y = source.bounds.y2 - 1 - row;
+            for (int x = 0; x < w; x++) {
+                int X = source.bounds.x1 + x;
+                int inside = X >= mask.bounds.x1 && X < mask.bounds.x2 && y >= mask.bounds.y1 && y < mask.bounds.y2;
+                plane[(size_t)row * w + x] = inside ? sample_at(&mask, X, y, mask.channels - 1) : 0.0f;
+            }
+        }
+        mask_image = (st_image){plane, (uint32_t)w, (uint32_t)h, (size_t)w * 4, ST_PIXEL_GRAYF32, 0};
+        run.mask = &mask_image;
+    }
+
+    RenderState state = {effect, 0};
+    if (progress && progress->progressStart(effect, "Style Transfer") == kOfxStatOK) state.progress_open = 1;
+    st_image image = {rgba, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
+    st_status result = st_run(inst->ctx, &image, &image, &run, on_progress, &state);
+    if (state.progress_open) progress->progressEnd(effect);
+    if (result == ST_CANCELLED) {
+        status = kOfxStatFailed; /* aborted by the host: no message, nothing written */
+        goto done;
+    }
+    if (result != ST_OK) {
+        status = fail(effect, result == ST_OUT_OF_MEMORY ? kOfxStatErrMemory : kOfxStatFailed, "Style Transfer: %s",
+                      st_last_error(inst->ctx));
+        goto done;
+    }
+
+    /* Keep the frame for temporal mode, then write the render window. */
+    free(inst->last_output);
+    inst->last_output = malloc((size_t)w * h * 16);
+    if (inst->last_output) {
+        memcpy(inst->last_output, rgba, (size_t)w * h * 16);
+        inst->last_width = w;
+        inst->last_height = h;
+        inst->last_time = time;
+    }
+    for (int y = window.y1; y < window.y2; y++) {
+        if (y < output.bounds.y1 || y >= output.bounds.y2 || y < source.bounds.y1 || y >= source.bounds.y2) continue;
+        int row = source.bounds.y2 - 1 - y;
+        for (int x = window.x1; x < window.x2; x++) {
+            if (x < output.bounds.x1 || x >= output.bounds.x2 || x < source.bounds.x1 || x >= source.bounds.x2) continue;
+            const float *s = rgba + ((size_t)row * w + (x - source.bounds.x1)) * 4;
+            float alpha = s[3];
+            float scale_rgb = output.premultiplied && output.channels == 4 ? alpha : 1.0f;
+            for (int c = 0; c < 3; c++) store_at(&output, x, y, c, s[c] * scale_rgb);
+            if (output.channels == 4) store_at(&output, x, y, 3, alpha);
+        }
+    }
+    clear_message(effect);
+done:
+    free(plane);
+    free(rgba);
+    release(&mask);
+    release(&output);
+    release(&source);
+    return status;
+}
+
+/* ---------- entry points ---------- */
+
+static OfxStatus load(void) {
+    if (!host) return kOfxStatErrMissingHostFeature;
+    props = host->fetchSuite(host->host, kOfxPropertySuite, 1);
+    effects = host->fetchSuite(host->host, kOfxImageEffectSuite, 1);
+    params = host->fetchSuite(host->host, kOfxParameterSuite, 1);
+    messages2 = host->fetchSuite(host->host, kOfxMessageSuite, 2);
+    messages1 = host->fetchSuite(host->host, kOfxMessageSuite, 1);
+    progress = host->fetchSuite(host->host, kOfxProgressSuite, 1);
+    return props && effects && params ? kOfxStatOK : kOfxStatErrMissingHostFeature;
+}
+
+static OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandle in_args,
+                            OfxPropertySetHandle out_args) {
+    OfxImageEffectHandle effect = (OfxImageEffectHandle)handle;
+    if (!strcmp(action, kOfxActionLoad)) return load();
+    if (!strcmp(action, kOfxActionUnload)) return kOfxStatOK;
+    if (!strcmp(action, kOfxActionDescribe)) return describe(effect);
+    if (!strcmp(action, kOfxImageEffectActionDescribeInContext)) return describe_in_context(effect);
+    if (!strcmp(action, kOfxActionCreateInstance)) return create_instance(effect);
+    if (!strcmp(action, kOfxActionDestroyInstance)) return destroy_instance(effect);
+    if (!strcmp(action, kOfxActionInstanceChanged)) return instance_changed(effect, in_args);
+    if (!strcmp(action, kOfxActionPurgeCaches)) return purge_caches(effect);
+    if (!strcmp(action, kOfxImageEffectActionGetRegionsOfInterest)) return regions_of_interest(effect, in_args, out_args);
+    if (!strcmp(action, kOfxImageEffectActionRender)) return render(effect, in_args);
+    return kOfxStatReplyDefault;
+}
+
+static void set_host(OfxHost *h) {
+    host = h;
+}
+
+static OfxPlugin plugin = {kOfxImageEffectPluginApi, 1, PLUGIN_ID, PLUGIN_VERSION_MAJOR, PLUGIN_VERSION_MINOR,
+                           set_host, main_entry};
+
+/* The library is built with hidden visibility; only these two are exported
+ * (OfxExport is a plain `extern` on Linux). */
+#define ST_OFX_EXPORT OfxExport __attribute__((visibility("default")))
+
+ST_OFX_EXPORT int OfxGetNumberOfPlugins(void) {
+    return 1;
+}
+
+ST_OFX_EXPORT OfxPlugin *OfxGetPlugin(int nth) {
+    return nth == 0 ? &plugin : NULL;
+}

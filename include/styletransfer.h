@@ -348,7 +348,59 @@ typedef struct st_run_options {
    * NULL: no mask.
    */
   const struct st_image *mask;
+  /**
+   * Memory budget in MiB; pyramid levels that would exceed it are
+   * optimised in tiles. 0: the device's free memory.
+   */
+  uint64_t max_memory_mb;
+  /**
+   * Largest tile side in pixels; levels with a longer side are tiled.
+   * 0: as large as the budget allows.
+   */
+  uint32_t tile_size;
+  /**
+   * Overlap between tiles in pixels; 0: the default (64).
+   */
+  uint32_t tile_overlap;
 } st_run_options;
+
+/**
+ * A run's memory plan, filled by [`st_plan_memory`].
+ */
+typedef struct st_memory_plan {
+  /**
+   * `sizeof(st_memory_plan)`, set by the caller.
+   */
+  size_t size;
+  /**
+   * Estimated peak bytes of the run beyond the model and the runtime.
+   */
+  uint64_t peak_bytes;
+  /**
+   * The budget planned for, bytes; 0 when none is known.
+   */
+  uint64_t budget_bytes;
+  /**
+   * The model's weights on the device, bytes.
+   */
+  uint64_t model_bytes;
+  /**
+   * Pyramid levels.
+   */
+  uint32_t levels;
+  /**
+   * Levels optimised in tiles.
+   */
+  uint32_t tiled_levels;
+  /**
+   * Tiles of the finest level (1 when it is optimised whole).
+   */
+  uint32_t tiles;
+  /**
+   * Largest tile side of the finest level (its long side when whole).
+   */
+  uint32_t tile_size;
+} st_memory_plan;
 
 /**
  * Where a run is; passed to the progress callback after every evaluation.
@@ -600,6 +652,20 @@ enum st_status st_add_style(struct st_context *ctx, const struct st_image *style
  * `ST_BUSY` from inside a progress callback.
  */
 enum st_status st_clear_styles(struct st_context *ctx);
+
+/**
+ * Plans the memory of a run of `options` (NULL: defaults) on a
+ * `width`×`height` content with the handle's styles, without running it:
+ * pyramid levels, which are tiled, the estimated peak. `out->size` must be
+ * `sizeof(st_memory_plan)`; the rest of `*out` is written on `ST_OK`.
+ *
+ * Returns `ST_NULL_ARGUMENT` for a NULL handle or `out`,
+ * `ST_INVALID_ARGUMENT` for a bad size or option, `ST_OUT_OF_MEMORY` when
+ * even the smallest tiles exceed the budget (the message gives the
+ * estimate), `ST_BUSY` from inside a progress callback. One thread at a
+ * time per handle.
+ */
+enum st_status st_plan_memory(struct st_context *ctx, uint32_t width, uint32_t height, const struct st_run_options *options, struct st_memory_plan *out);
 
 /**
  * Stylises `content` with the handle's styles into `output`.

@@ -31,6 +31,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod pack;
+pub mod plan;
 pub mod style;
 pub mod workload;
 
@@ -42,4 +43,5 @@ pub use loss::{LiveWeights, LossTerms, Normalization, Weights};
 pub use model::{InputConvention, Precision};
 pub use optim::{AdamOptions, LbfgsOptions, LineSearch, Optimizer};
 pub use pack::{PackInfo, StylePack};
+pub use plan::{MemoryOptions, Plan};
 pub use style::{StyleImage, StyleSet};

@@ -292,6 +292,34 @@ impl<'a> Objective<'a> {
         })
     }
 
+    /// The per-layer factors the style term multiplies each layer's Gram
+    /// error by (the layer weights, over the target's power under the
+    /// relative normalisation).
+    pub fn style_scales(&self) -> [f64; 5] {
+        self.style_scales
+    }
+
+    /// Replaces the per-layer style factors (tiles use the whole level's,
+    /// times their share of it).
+    pub fn set_style_scales(&mut self, scales: [f64; 5]) {
+        self.style_scales = scales;
+    }
+
+    /// Mean square of the content target (what the relative normalisation
+    /// divides the content term by).
+    pub fn content_power(&self) -> Result<f64> {
+        Ok(self.content_target.f_square()?.f_mean(Kind::Float)?.f_double_value(&[])?)
+    }
+
+    /// Uses `power` as the content target's mean square in the relative
+    /// normalisation (tiles share the whole level's, so that every tile
+    /// weighs content alike). No effect under the reference normalisation.
+    pub fn set_content_power(&mut self, power: f64) {
+        if self.normalization == Normalization::Relative {
+            self.content_scale = 1.0 / power.max(1e-30);
+        }
+    }
+
     /// The style layer weights in use.
     pub fn layer_weights(&self) -> [f64; 5] {
         self.layer_weights

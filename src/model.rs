@@ -453,6 +453,12 @@ impl Vgg19 {
         self.precision
     }
 
+    /// Bytes the weights take on the device (both kernel layouts and biases).
+    pub fn weight_bytes(&self) -> u64 {
+        let bytes = |t: &Tensor| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64;
+        self.convs.iter().map(|c| bytes(&c.weight) + bytes(&c.weight_t) + bytes(&c.bias)).sum()
+    }
+
     /// Runs the network on `x` (`[1, 3, H, W]` model input, fp32) and returns
     /// the requested activations in fp32. Stops after the deepest one needed.
     /// Differentiable by autograd when `x` requires grad (used by tests and

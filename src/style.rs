@@ -107,6 +107,18 @@ impl StyleSet {
         self.sources.is_empty()
     }
 
+    /// The long side of the largest style image (`None` when there are only
+    /// packs, which need no style forward pass).
+    pub fn largest_image_side(&self) -> Option<u32> {
+        self.sources
+            .iter()
+            .filter_map(|(source, _)| match source {
+                Source::Image(image) => Some(image.width().max(image.height())),
+                Source::Pack(_) => None,
+            })
+            .max()
+    }
+
     /// The style images, when every source is an image (histogram colour
     /// matching needs the pixels, which packs do not keep).
     pub fn images(&self) -> Result<Vec<StyleImage>> {

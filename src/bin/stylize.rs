@@ -14,7 +14,8 @@ use styletransfer::model::find_model;
 use styletransfer::pack::{list_packs, style_dirs};
 use styletransfer::{
     image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, Init, LbfgsOptions, LineSearch, LiveWeights,
-    Normalization, Optimizer, Precision, PreserveColor, Result, RunOptions, StyleImage, StylePack, StyleSet, Weights,
+    MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor, Result, RunOptions, StyleImage, StylePack,
+    StyleSet, Weights,
 };
 
 #[derive(Parser, Debug)]
@@ -45,7 +46,7 @@ struct Cli {
     #[arg(long, value_name = "PATH[:W]")]
     style_pack: Vec<String>,
     /// Output image (.png, .jpg, .tif, .bmp, .ppm, .webp).
-    #[arg(short = 'o', long, value_name = "PATH", required = true)]
+    #[arg(short = 'o', long, value_name = "PATH", required_unless_present = "plan")]
     output: Option<PathBuf>,
     /// Long side of the working image [default: the content's, at most 512].
     #[arg(long, value_name = "N")]
@@ -119,6 +120,19 @@ struct Cli {
     /// Print a report at the end (one JSON line on stdout).
     #[arg(long, value_enum)]
     report: Option<ReportArg>,
+    /// Memory budget in MiB; levels that would exceed it are optimised in
+    /// tiles [default: the device's free memory].
+    #[arg(long, value_name = "MIB")]
+    max_memory_mb: Option<u64>,
+    /// Largest tile side in pixels; larger levels are tiled [default: as the budget allows].
+    #[arg(long, value_name = "N")]
+    tile_size: Option<u32>,
+    /// Overlap between tiles in pixels [default: 64].
+    #[arg(long, value_name = "N")]
+    tile_overlap: Option<u32>,
+    /// Print the memory plan (levels, tiles, estimated peak) and exit.
+    #[arg(long)]
+    plan: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -321,11 +335,18 @@ fn pack(command: &PackCommand) -> Result<()> {
 }
 
 fn run(cli: &Cli) -> Result<()> {
-    let (Some(content_path), Some(output_path)) = (&cli.content, &cli.output) else {
-        return Err(Error::invalid("content", "--content and --output are required"));
+    let Some(content_path) = &cli.content else {
+        return Err(Error::invalid("content", "--content is required"));
+    };
+    let output_path = match (&cli.output, cli.plan) {
+        (Some(path), _) => path.as_path(),
+        (None, true) => Path::new(""),
+        (None, false) => return Err(Error::invalid("output", "--output is required")),
     };
     // Everything that can be checked cheaply is checked before the model loads.
-    image::output_format(output_path)?;
+    if !cli.plan {
+        image::output_format(output_path)?;
+    }
     let normalization = match cli.normalization {
         NormalizationArg::Relative => Normalization::Relative,
         NormalizationArg::Reference => Normalization::Reference,
@@ -393,7 +414,20 @@ fn run(cli: &Cli) -> Result<()> {
         normalization,
         style_layer_weights,
         style_scale: cli.style_scale,
+        memory: MemoryOptions {
+            max_memory_mb: cli.max_memory_mb,
+            tile_size: cli.tile_size,
+            tile_overlap: cli.tile_overlap,
+        },
     };
+    if cli.plan {
+        let plan = engine.plan((content.rgb.width(), content.rgb.height()), &styles, &options)?;
+        match cli.report {
+            Some(ReportArg::Json) => println!("{}", plan_json(&plan)),
+            None => print!("{}", plan.describe()),
+        }
+        return Ok(());
+    }
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -437,8 +471,35 @@ fn run(cli: &Cli) -> Result<()> {
             "working_size": [working.0, working.1],
             "output_size": [output.image.width(), output.image.height()],
             "levels": levels,
+            "plan": plan_json(&r.plan),
         });
         println!("{line}");
     }
     Ok(())
+}
+
+/// The memory plan as JSON (sizes in MiB).
+fn plan_json(plan: &Plan) -> serde_json::Value {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let levels: Vec<_> = plan
+        .levels
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "size": [l.width, l.height],
+                "tiles": l.tiles.zip(l.axes()).map(|(g, (columns, rows))| serde_json::json!({
+                    "columns": columns.tiles.len(), "rows": rows.tiles.len(), "tile": g.tile,
+                    "overlap": g.overlap, "shifted": l.shifted, "x_cuts": columns.cuts, "y_cuts": rows.cuts,
+                })),
+                "peak_mb": mib(l.peak_bytes),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "budget_mb": plan.budget_bytes.map(mib),
+        "budget_source": plan.budget_source,
+        "peak_mb": mib(plan.peak_bytes),
+        "model_mb": mib(plan.model_bytes),
+        "levels": levels,
+    })
 }

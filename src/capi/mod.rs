@@ -28,6 +28,7 @@ use crate::loss::{LiveWeights, Normalization, Weights};
 use crate::model::{Precision, MODEL_FILE_NAME};
 use crate::optim::Optimizer;
 use crate::pack::{list_packs, style_dirs, StylePack};
+use crate::plan::MemoryOptions;
 use crate::style::{StyleImage, StyleSet};
 
 /// Result of every fallible call. Values are fixed and never renumbered.
@@ -226,6 +227,36 @@ pub struct st_run_options {
     /// channel, colour formats their luma): `out = m·stylised + (1−m)·content`.
     /// NULL: no mask.
     pub mask: *const st_image,
+    /// Memory budget in MiB; pyramid levels that would exceed it are
+    /// optimised in tiles. 0: the device's free memory.
+    pub max_memory_mb: u64,
+    /// Largest tile side in pixels; levels with a longer side are tiled.
+    /// 0: as large as the budget allows.
+    pub tile_size: u32,
+    /// Overlap between tiles in pixels; 0: the default (64).
+    pub tile_overlap: u32,
+}
+
+/// A run's memory plan, filled by [`st_plan_memory`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct st_memory_plan {
+    /// `sizeof(st_memory_plan)`, set by the caller.
+    pub size: usize,
+    /// Estimated peak bytes of the run beyond the model and the runtime.
+    pub peak_bytes: u64,
+    /// The budget planned for, bytes; 0 when none is known.
+    pub budget_bytes: u64,
+    /// The model's weights on the device, bytes.
+    pub model_bytes: u64,
+    /// Pyramid levels.
+    pub levels: u32,
+    /// Levels optimised in tiles.
+    pub tiled_levels: u32,
+    /// Tiles of the finest level (1 when it is optimised whole).
+    pub tiles: u32,
+    /// Largest tile side of the finest level (its long side when whole).
+    pub tile_size: u32,
 }
 
 /// Where a run is; passed to the progress callback after every evaluation.
@@ -479,6 +510,9 @@ pub unsafe extern "C" fn st_default_run_options(options: *mut st_run_options) ->
             preserve_color: st_preserve_color::ST_PRESERVE_COLOR_OFF as u32,
             normalization: st_normalization::ST_NORMALIZATION_RELATIVE as u32,
             mask: std::ptr::null(),
+            max_memory_mb: 0,
+            tile_size: 0,
+            tile_overlap: 0,
         };
         st_status::ST_OK
     })
@@ -771,9 +805,53 @@ unsafe fn run_request(options: *const st_run_options) -> Result<Request> {
         seed: o.seed,
         preserve_color,
         normalization,
+        memory: MemoryOptions {
+            max_memory_mb: (o.max_memory_mb > 0).then_some(o.max_memory_mb),
+            tile_size: (o.tile_size > 0).then_some(o.tile_size),
+            tile_overlap: (o.tile_overlap > 0).then_some(o.tile_overlap),
+        },
         ..RunOptions::default()
     };
     Ok(Request { options, mask })
+}
+
+/// Plans the memory of a run of `options` (NULL: defaults) on a
+/// `width`×`height` content with the handle's styles, without running it:
+/// pyramid levels, which are tiled, the estimated peak. `out->size` must be
+/// `sizeof(st_memory_plan)`; the rest of `*out` is written on `ST_OK`.
+///
+/// Returns `ST_NULL_ARGUMENT` for a NULL handle or `out`,
+/// `ST_INVALID_ARGUMENT` for a bad size or option, `ST_OUT_OF_MEMORY` when
+/// even the smallest tiles exceed the budget (the message gives the
+/// estimate), `ST_BUSY` from inside a progress callback. One thread at a
+/// time per handle.
+#[no_mangle]
+pub unsafe extern "C" fn st_plan_memory(
+    ctx: *mut st_context,
+    width: u32,
+    height: u32,
+    options: *const st_run_options,
+    out: *mut st_memory_plan,
+) -> st_status {
+    with_context(ctx, |context| {
+        let out = out.as_mut().ok_or_else(|| null_argument("out"))?;
+        check_size(out.size, std::mem::size_of::<st_memory_plan>(), "memory_plan")?;
+        let request = run_request(options)?;
+        let styles = styles_of(context)?;
+        let plan = context.engine.plan((width, height), &styles, &request.options)?;
+        let finest = plan.levels.last().ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
+        *out = st_memory_plan {
+            size: out.size,
+            peak_bytes: plan.peak_bytes,
+            budget_bytes: plan.budget_bytes.unwrap_or(0),
+            model_bytes: plan.model_bytes,
+            levels: plan.levels.len() as u32,
+            tiled_levels: plan.levels.iter().filter(|l| l.tiles.is_some()).count() as u32,
+            tiles: finest.tile_count() as u32,
+            tile_size: finest.tiles.map_or(finest.width.max(finest.height), |g| g.tile),
+        };
+        Ok(())
+    })
 }
 
 /// Stylises `content` with the handle's styles into `output`.

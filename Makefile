@@ -27,7 +27,7 @@ APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libe
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
         install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \
         gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin \
-        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx
+        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx fuzz
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -186,6 +186,17 @@ test-ofx: ofx-bundle ofx-host
 	.venv/bin/python3 tests/ofx/test_ofx.py --host $(ROOT)/build/ofx/ofx_test_host \
 	    --host-asan $(ROOT)/build/ofx/ofx_test_host_asan --plugins $(ROOT)/build/ofx/plugins \
 	    --stylize $(ROOT)/target/release/stylize --work $(ROOT)/build/ofx/work --samples $(ROOT)/examples/images
+
+# Fuzzes the style-pack loader for FUZZ_SECONDS (cargo-fuzz; stable Rust
+# through RUSTC_BOOTSTRAP). New inputs go to build/fuzz-corpus; the seeds
+# in fuzz/corpus/pack_loader stay as committed.
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	mkdir -p build/fuzz-corpus
+	cd fuzz && LD_LIBRARY_PATH="$$($(ROOT)/.venv/bin/python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" \
+	    RUSTC_BOOTSTRAP=1 cargo fuzz run -O pack_loader $(ROOT)/build/fuzz-corpus corpus/pack_loader -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
 # Into the first folder of OFX_PLUGIN_PATH, else /usr/OFX/Plugins.
 install-ofx: ofx-bundle

@@ -654,10 +654,13 @@ impl Level<'_> {
         let area = |xs: (u32, u32), ys: (u32, u32)| (xs.1 - xs.0) as f64 * (ys.1 - ys.0) as f64;
         let extent = |a: &plan::Axis| a.tiles.iter().map(|t| (t.1 - t.0) as f64).sum::<f64>();
         let total_area = extent(&columns) * extent(&rows);
+        // (The reference normalisation does not use it: no forward passes then.)
         let mut power = 0.0;
-        for &ys in &rows.tiles {
-            for &xs in &columns.tiles {
-                power += self.objective(&crop(self.content, xs, ys)?)?.content_power()? * area(xs, ys) / total_area;
+        if self.options.normalization == Normalization::Relative {
+            for &ys in &rows.tiles {
+                for &xs in &columns.tiles {
+                    power += self.objective(&crop(self.content, xs, ys)?)?.content_power()? * area(xs, ys) / total_area;
+                }
             }
         }
         let mut loss = LossTerms::default();

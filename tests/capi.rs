@@ -7,9 +7,7 @@ use std::ffi::{c_int, c_void, CString};
 
 use styletransfer::capi::*;
 use styletransfer::image::quantise;
-use styletransfer::{
-    DeviceChoice, Engine, EngineOptions, Flow, Init, LiveWeights, Precision, RunOptions, StyleImage, StyleSet, Weights,
-};
+use styletransfer::{Flow, Init, LiveWeights, RunOptions, StyleImage, StyleSet, Weights};
 
 fn rgb8(image: &styletransfer::RgbImage) -> Vec<u8> {
     quantise(image.data(), 255.0)
@@ -64,13 +62,7 @@ fn c_api_output_is_bitwise_the_rust_apis() {
     )
     .unwrap();
 
-    let engine = Engine::new(&EngineOptions {
-        model_path: support::model(),
-        device: DeviceChoice::Cpu,
-        precision: Some(Precision::Fp32),
-        threads: None,
-    })
-    .unwrap();
+    let engine = support::cpu_engine();
     let mut styles = StyleSet::new(vec![StyleImage { image: style.clone(), weight: 1.0 }]).unwrap();
     let options = RunOptions { iterations: 5, init: Init::Noise, seed: 11, ..RunOptions::default() };
     let weights = LiveWeights::new(Weights::defaults(options.normalization)).unwrap();
@@ -154,13 +146,7 @@ fn strength_raised_mid_run_trades_content_for_style() {
         results.push(out);
     }
     // Score both outputs under the original (strength 0.5) objective.
-    let engine = Engine::new(&EngineOptions {
-        model_path: support::model(),
-        device: DeviceChoice::Cpu,
-        precision: Some(Precision::Fp32),
-        threads: None,
-    })
-    .unwrap();
+    let engine = support::cpu_engine();
     let to_image =
         |bytes: &[u8]| styletransfer::RgbImage::new(w, h, bytes.iter().map(|&v| v as f32 / 255.0).collect()).unwrap();
     let style = engine.style_targets(&to_image(&style_bytes), w).unwrap();

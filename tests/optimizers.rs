@@ -4,20 +4,11 @@
 mod support;
 
 use styletransfer::engine::{default_adam, default_lbfgs};
-use styletransfer::{
-    DeviceChoice, Engine, EngineOptions, Flow, LiveWeights, Optimizer, Precision, RunOptions, StyleImage, StyleSet,
-    Weights,
-};
+use styletransfer::{Flow, LiveWeights, Optimizer, RunOptions, StyleImage, StyleSet, Weights};
 
 #[test]
 fn lbfgs_ends_lower_than_adam_at_equal_evaluations() {
-    let engine = Engine::new(&EngineOptions {
-        model_path: support::model(),
-        device: DeviceChoice::Cpu,
-        precision: Some(Precision::Fp32),
-        threads: None,
-    })
-    .unwrap();
+    let engine = support::cpu_engine();
     let content = support::pattern(64, 64, 0.0);
     let style = support::pattern(64, 64, 2.5);
     let mut final_losses = Vec::new();

@@ -11,8 +11,7 @@ use styletransfer::capi::*;
 use styletransfer::loss::Objective;
 use styletransfer::style::ladder_side;
 use styletransfer::{
-    image, DeviceChoice, Engine, EngineOptions, Flow, LiveWeights, MemoryOptions, Normalization, Precision, RgbImage,
-    RunOptions, StyleImage, StyleSet, Weights,
+    image, Flow, LiveWeights, MemoryOptions, Normalization, RgbImage, RunOptions, StyleImage, StyleSet, Weights,
 };
 
 const SIDE: u32 = 384;
@@ -75,13 +74,7 @@ fn seam_measure(image: &RgbImage, x_cuts: &[u32], y_cuts: &[u32]) -> f64 {
 
 #[test]
 fn tiles_forced_by_the_budget_leave_no_seams_and_match_the_untiled_loss() {
-    let engine = Engine::new(&EngineOptions {
-        model_path: support::model(),
-        device: DeviceChoice::Cpu,
-        precision: Some(Precision::Fp32),
-        threads: None,
-    })
-    .unwrap();
+    let engine = support::cpu_engine();
     let (content, style) = (content(), style());
     let mut styles = StyleSet::new(vec![StyleImage { image: style.clone(), weight: 1.0 }]).unwrap();
     let base = RunOptions { iterations: ITERATIONS, normalization: Normalization::Reference, ..RunOptions::default() };

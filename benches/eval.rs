@@ -1,8 +1,8 @@
 //! One evaluation of the objective (forward to conv5_1, losses, input
 //! gradient), on the CPU at 64², 128², 256², and on CUDA at 512² and 1024²
 //! when a CUDA device is present. Bench ids name the device and the size
-//! (`cpu_eval_128`); CUDA timings synchronise the device before the clock
-//! is read. Needs the model file (`make model`, or `ST_MODEL`).
+//! (`cpu_eval_128`, `cuda_bf16_graph_eval_512` when evaluations replay a
+//! CUDA graph); CUDA timings synchronise the device before the clock is read. Needs the model file (`make model`, or `ST_MODEL`).
 //!
 //! Also the style set-up of a run at working size 512 (levels 128, 256,
 //! 512) from a style image (`cpu_style_setup_image_512`: resampling and a
@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use styletransfer::evaluator::{graphs_active, Evaluator};
 use styletransfer::model::{find_model, Vgg19};
 use styletransfer::style::ladder_side;
 use styletransfer::workload::Workload;
@@ -23,6 +24,7 @@ fn bench_device(c: &mut Criterion, device: Device, precision: Precision, sizes: 
     let mut model = Vgg19::load(&path, device, precision).expect("load model");
     model.set_channels_last(true).expect("layout");
     let name = match device {
+        Device::Cuda(_) if graphs_active(device) => format!("cuda_{}_graph", precision.name()),
         Device::Cuda(_) => format!("cuda_{}", precision.name()),
         _ => "cpu".to_string(),
     };
@@ -32,9 +34,11 @@ fn bench_device(c: &mut Criterion, device: Device, precision: Precision, sizes: 
         let workload = Workload::new(&model, size, 0).expect("workload");
         let objective = workload.objective(&model).expect("objective");
         let weights = Workload::weights();
+        // Through the engine's evaluator: on CUDA a graph replay after two warm-up calls.
+        let mut evaluator = Evaluator::new(&objective, device);
         group.bench_function(format!("{name}_eval_{size}"), |b| {
             b.iter(|| {
-                let (losses, grad) = objective.value_and_grad(&workload.x, &weights).expect("eval");
+                let (losses, grad) = evaluator.value_and_grad(&workload.x, &weights).expect("eval");
                 if let Device::Cuda(i) = device {
                     tch::Cuda::synchronize(i as i64);
                 }

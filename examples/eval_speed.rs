@@ -1,33 +1,42 @@
-//! Times one evaluation (forward to conv5_1, losses, input gradient) of the
-//! engine at given sizes, and prints one line per size:
-//! `ours device=cpu size=256 precision=fp32 ms_per_eval=...`.
+//! Times evaluations of the objective (forward to conv5_1, losses, input
+//! gradient) at given sizes and prints one line per size:
+//! `ours device=cuda size=512 precision=bf16 graphs=on evals=100 ms_per_eval=... peak_gib=... final_loss=...`.
 //!
-//! With `--lbfgs` the evaluations run inside our L-BFGS (as the reference
-//! script's run inside torch.optim.LBFGS), so the optimiser's cost counts too.
+//! With `--lbfgs` the evaluations run inside our L-BFGS, as the reference
+//! script's run inside torch.optim.LBFGS, so the optimiser's cost counts too,
+//! and `final_loss` is the reference objective (fp32 network) at the result,
+//! so precisions can be compared at equal evaluations. Without images the
+//! workload is seeded noise; with `--content`/`--style` both images are
+//! resized to size² (as the reference script does) and the run starts from
+//! the content. `peak_gib`: on CUDA the caching allocator's peak (allocated)
+//! during the timed part, on the CPU the process's peak resident size.
 //!
 //! usage: eval_speed [--model PATH] [--device cpu|cuda] [--sizes 64,128,256]
-//!                   [--evals N] [--precision fp32|bf16|fp16] [--nnpack] [--no-channels-last] [--lbfgs]
-//!                   [--threads N]
+//!                   [--evals N] [--precision fp32|bf16|fp16] [--lbfgs] [--no-graphs]
+//!                   [--content IMG --style IMG] [--nnpack] [--no-channels-last] [--threads N]
 
+use std::path::Path;
 use std::time::Instant;
 
+use styletransfer::cuda;
 use styletransfer::engine::device_name;
-use styletransfer::loss::{Objective, Weights};
+use styletransfer::evaluator::{set_graphs_enabled, Evaluator};
+use styletransfer::loss::{Objective, StyleTargets, Weights};
 use styletransfer::model::{find_model, Vgg19};
 use styletransfer::optim::{Evaluation, Problem};
 use styletransfer::workload::Workload;
-use styletransfer::{DeviceChoice, Error, LbfgsOptions, Precision, Result};
+use styletransfer::{image, DeviceChoice, Error, Normalization, Precision, Result};
 use tch::{Device, Tensor};
 
-struct Timed<'a> {
-    objective: &'a Objective<'a>,
+struct Timed<'o, 'a> {
+    evaluator: Evaluator<'o, 'a>,
     weights: Weights,
     shape: Vec<i64>,
 }
 
-impl Problem for Timed<'_> {
+impl Problem for Timed<'_, '_> {
     fn evaluate(&mut self, x: &Tensor) -> Result<Evaluation> {
-        let (losses, grad) = self.objective.value_and_grad(&x.f_view(self.shape.as_slice())?, &self.weights)?;
+        let (losses, grad) = self.evaluator.value_and_grad(&x.f_view(self.shape.as_slice())?, &self.weights)?;
         Ok(Evaluation { loss: losses.total.f_double_value(&[])?, grad: grad.f_flatten(0, -1)?, generation: 0 })
     }
 }
@@ -36,9 +45,33 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
+/// An image file as `[1, 3, size, size]` model input on `model`'s device.
+fn image_input(model: &Vgg19, path: &str, size: i64) -> Result<Tensor> {
+    let rgb = image::load(Path::new(path))?.rgb.resize(size as u32, size as u32)?;
+    model.convention().to_model(&rgb.to_tensor(model.device())?)
+}
+
+/// Content input, style targets and start point for one size.
+fn workload(model: &Vgg19, size: i64, images: Option<(&str, &str)>) -> Result<(Tensor, StyleTargets, Tensor)> {
+    match images {
+        Some((content, style)) => {
+            let content = image_input(model, content, size)?;
+            let style = StyleTargets::from_input(model, &image_input(model, style, size)?)?;
+            let x = content.f_detach_copy()?;
+            Ok((content, style, x))
+        }
+        None => {
+            let w = Workload::new(model, size, 0)?;
+            let (content, style, x) = w.into_parts();
+            Ok((content, style, x))
+        }
+    }
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let model_path = find_model(arg(&args, "--model").as_deref().map(std::path::Path::new))?;
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let model_path = find_model(arg(&args, "--model").as_deref().map(Path::new))?;
     let device = DeviceChoice::from_name(&arg(&args, "--device").unwrap_or_else(|| "cpu".into()))
         .ok_or_else(|| Error::invalid("device", "unknown"))?
         .resolve()?;
@@ -53,38 +86,92 @@ fn main() -> Result<()> {
     if let Some(threads) = arg(&args, "--threads").and_then(|s| s.parse().ok()) {
         tch::set_num_threads(threads);
     }
+    let images = match (arg(&args, "--content"), arg(&args, "--style")) {
+        (Some(c), Some(s)) => Some((c, s)),
+        (None, None) => None,
+        _ => return Err(Error::invalid("images", "give both --content and --style")),
+    };
+    set_graphs_enabled(!flag("--no-graphs"));
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
     let mut model = Vgg19::load(&model_path, device, precision)?;
-    model.set_nnpack(args.iter().any(|a| a == "--nnpack"));
-    model.set_channels_last(!args.iter().any(|a| a == "--no-channels-last"))?;
+    model.set_nnpack(flag("--nnpack"))?;
+    model.set_channels_last(!flag("--no-channels-last"))?;
+    // The judge of final losses: the same network in fp32.
+    let judge = if flag("--lbfgs") && precision != Precision::Fp32 {
+        let mut m = Vgg19::load(&model_path, device, Precision::Fp32)?;
+        m.set_channels_last(!flag("--no-channels-last"))?;
+        Some(m)
+    } else {
+        None
+    };
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
     };
+    let weights = Weights::defaults(Normalization::Reference);
     for size in sizes {
-        let workload = Workload::new(&model, size, 0)?;
-        let objective = workload.objective(&model)?;
-        let weights = Workload::weights();
-        let _ = objective.value_and_grad(&workload.x, &weights)?; // warm-up
+        let (content, style, x) = workload(&model, size, images.as_ref().map(|(c, s)| (c.as_str(), s.as_str())))?;
+        let objective = Objective::new(&model, &content, &style, [1.0; 5], Normalization::Reference)?;
+        let mut evaluator = Evaluator::new(&objective, device);
+        // Warm-up: cuDNN autotuning, allocator, and the graph capture.
+        for _ in 0..2 {
+            let _ = evaluator.value_and_grad(&x, &weights)?;
+        }
         sync();
+        if let Device::Cuda(i) = device {
+            cuda::reset_peak(i);
+        }
         let start = Instant::now();
-        if args.iter().any(|a| a == "--lbfgs") {
-            let mut problem = Timed { objective: &objective, weights, shape: workload.x.size() };
-            let _ = styletransfer::optim::lbfgs(
+        let mut result = None;
+        if flag("--lbfgs") {
+            let mut problem = Timed { evaluator, weights, shape: x.size() };
+            let best = styletransfer::optim::lbfgs(
                 &mut problem,
-                &workload.x.f_flatten(0, -1)?,
+                &x.f_flatten(0, -1)?,
                 evals,
-                &LbfgsOptions::default(),
+                &styletransfer::engine::default_lbfgs(),
             )?;
+            evaluator = problem.evaluator;
+            result = Some(best.f_view(x.size().as_slice())?);
         } else {
             for _ in 0..evals {
-                let (losses, _grad) = objective.value_and_grad(&workload.x, &weights)?;
+                let (losses, _grad) = evaluator.value_and_grad(&x, &weights)?;
                 losses.total.f_double_value(&[])?;
             }
         }
         sync();
         let ms = start.elapsed().as_secs_f64() * 1000.0 / evals as f64;
-        println!("ours device={} size={size} precision={} ms_per_eval={ms:.2}", device_name(device), precision.name());
+        let peak = match device {
+            Device::Cuda(i) => cuda::memory_stats(i).map(|s| s.allocated_peak),
+            _ => cuda::peak_rss_bytes(),
+        };
+        let peak = peak.map_or("nan".to_string(), |b| format!("{:.3}", b as f64 / (1u64 << 30) as f64));
+        let mut line = format!(
+            "ours device={} size={size} precision={} graphs={} evals={evals} ms_per_eval={ms:.2} peak_gib={peak}",
+            device_name(device),
+            precision.name(),
+            if evaluator.replaying() { "on" } else { "off" },
+        );
+        if let Some(reason) = &evaluator.fallback_reason {
+            eprintln!("eval_speed: CUDA graphs given up: {reason}");
+        }
+        if let Some(result) = result {
+            let judge_model = judge.as_ref().unwrap_or(&model);
+            let judge_style;
+            let judge_objective = if judge.is_some() {
+                let (c, s, _) = workload(judge_model, size, images.as_ref().map(|(c, s)| (c.as_str(), s.as_str())))?;
+                judge_style = s;
+                Objective::new(judge_model, &c, &judge_style, [1.0; 5], Normalization::Reference)?
+            } else {
+                objective
+            };
+            let loss = tch::no_grad(|| judge_objective.losses(&result, &weights))?.values()?;
+            line.push_str(&format!(" final_loss={:.6e}", loss.total));
+        }
+        println!("{line}");
     }
     Ok(())
 }

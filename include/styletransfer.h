@@ -377,7 +377,9 @@ typedef struct st_memory_plan {
    */
   uint64_t peak_bytes;
   /**
-   * The budget planned for, bytes; 0 when none is known.
+   * The budget planned for, bytes; 0 when none is known. On the CPU a
+   * `max_memory_mb` budget is the process's memory beyond the model, so
+   * this is that budget less libtorch's own footprint (768 MiB).
    */
   uint64_t budget_bytes;
   /**
@@ -597,11 +599,21 @@ enum st_status st_create(const struct st_options *options, struct st_context **o
 
 /**
  * Destroys a handle and frees everything it holds (model, style targets,
- * device memory). NULL is a no-op. Destroying a handle twice, or while a
+ * device memory: on CUDA the allocator's cached blocks go back to the
+ * driver too). NULL is a no-op. Destroying a handle twice, or while a
  * call on it is running (including from its own progress callback), is
  * forbidden.
  */
 void st_destroy(struct st_context *ctx);
+
+/**
+ * Gives the device memory that the last runs left cached back to the
+ * driver (CUDA; nothing to do on the CPU), for a host that needs the
+ * memory for other work between runs. The model stays loaded. Returns
+ * `ST_NULL_ARGUMENT` for a NULL handle, `ST_BUSY` from inside a progress
+ * callback. Thread-safe with respect to other handles.
+ */
+enum st_status st_release_memory(struct st_context *ctx);
 
 /**
  * The message of the last failed call on `ctx` ("" after a success). The

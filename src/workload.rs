@@ -42,6 +42,11 @@ impl Workload {
         Objective::new(model, &self.content, &self.style, [1.0; 5], Normalization::Reference)
     }
 
+    /// Content input, style targets and start point, by value.
+    pub fn into_parts(self) -> (Tensor, StyleTargets, Tensor) {
+        (self.content, self.style, self.x)
+    }
+
     /// The reference weights (1, 1e3, 0).
     pub fn weights() -> Weights {
         Weights::defaults(Normalization::Reference)

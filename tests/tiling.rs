@@ -17,7 +17,8 @@ use styletransfer::{
 const SIDE: u32 = 384;
 const ITERATIONS: usize = 40;
 /// Leaves the 192² level whole and cuts the 384² level into 3×3 tiles.
-const BUDGET_MB: u64 = 200;
+/// 200 MiB for the run's tensors once libtorch's CPU footprint is taken out.
+const BUDGET_MB: u64 = 200 + (styletransfer::plan::CPU_RUNTIME_BYTES >> 20);
 const OVERLAP: u32 = 32;
 
 fn content() -> RgbImage {
@@ -115,11 +116,10 @@ fn tiles_forced_by_the_budget_leave_no_seams_and_match_the_untiled_loss() {
     );
     println!("loss untiled {untiled_loss:.5e} tiled {tiled_loss:.5e}; seams untiled {untiled_seams:.4} tiled {tiled_seams:.4}");
     assert!(tiled_loss <= untiled_loss * 1.05, "tiled loss {tiled_loss:e} vs untiled {untiled_loss:e}");
-    // A seam raises the step across tile borders; blending lowers it a little
-    // (measured 0.97 against 1.10 untiled at these borders, whose untiled value
-    // is itself only ±10 % around 1 from the picture).
+    // A seam raises the step across tile borders, too much blending lowers it
+    // (measured 1.002 against 1.076 untiled at these borders).
     assert!(tiled_seams <= 1.10 * untiled_seams, "seam measure {tiled_seams} vs untiled {untiled_seams}");
-    assert!(tiled_seams >= 0.75 * untiled_seams, "borders blurred: {tiled_seams} vs untiled {untiled_seams}");
+    assert!(tiled_seams >= 0.90 * untiled_seams, "borders blurred: {tiled_seams} vs untiled {untiled_seams}");
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn the_c_api_plans_tiles_for_large_images() {
         run.max_memory_mb = 2048;
         let mut plan = st_memory_plan { size: std::mem::size_of::<st_memory_plan>(), ..Default::default() };
         assert_eq!(st_plan_memory(ctx, 4096, 4096, &run, &mut plan), st_status::ST_OK);
-        assert_eq!(plan.budget_bytes, 2048 << 20);
+        assert_eq!(plan.budget_bytes, (2048 << 20) - styletransfer::plan::CPU_RUNTIME_BYTES);
         assert!(plan.peak_bytes <= plan.budget_bytes);
         assert!(plan.tiled_levels >= 1 && plan.tiles >= 4, "{plan:?}");
         run.max_memory_mb = 1;

@@ -11,11 +11,13 @@ and this one otherwise.
 
 Prints one line per size:
   ref-pytorch device=cpu size=128 evals=100 total_s=... ms_per_eval=... peak_gib=... loss=...
+(peak_gib: the CUDA allocator's peak on CUDA, the process's peak RSS on the CPU).
 
 usage: torch_reference.py --weights FILE [--device cpu|cuda] [--sizes 512,1024]
        [--evals 100] [--content PNG --style PNG] [--out PNG]
 """
 import argparse
+import resource
 import time
 
 import torch
@@ -111,7 +113,10 @@ def stylise(weights, device, size, evals, content_rgb, style_rgb, cw, sw):
     total = time.perf_counter() - started
     done = calls[0]
     final = closure().item()
-    peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    else:  # the process's peak resident size (ru_maxrss is in KiB on Linux)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     print(f"ref-pytorch device={device} size={size} evals={done} total_s={total:.3f} "
           f"ms_per_eval={1000 * total / max(1, done):.2f} peak_gib={peak:.2f} loss={final:.6g}", flush=True)
     return x.detach()

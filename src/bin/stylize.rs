@@ -472,10 +472,20 @@ fn run(cli: &Cli) -> Result<()> {
             "output_size": [output.image.width(), output.image.height()],
             "levels": levels,
             "plan": plan_json(&r.plan),
+            "peak_memory_mb": peak_memory_bytes(&r.device).map(|b| b as f64 / (1024.0 * 1024.0)),
         });
         println!("{line}");
     }
     Ok(())
+}
+
+/// Peak memory of the run's device: the CUDA caching allocator's peak
+/// reservation, or this process's peak resident size on the CPU.
+fn peak_memory_bytes(device: &str) -> Option<u64> {
+    match device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+        Some(index) => styletransfer::cuda::memory_stats(index).map(|s| s.reserved_peak),
+        None => styletransfer::cuda::peak_rss_bytes(),
+    }
 }
 
 /// The memory plan as JSON (sizes in MiB).
@@ -500,6 +510,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
         "budget_source": plan.budget_source,
         "peak_mb": mib(plan.peak_bytes),
         "model_mb": mib(plan.model_bytes),
+        "runtime_mb": mib(plan.runtime_bytes),
         "levels": levels,
     })
 }

@@ -245,7 +245,9 @@ pub struct st_memory_plan {
     pub size: usize,
     /// Estimated peak bytes of the run beyond the model and the runtime.
     pub peak_bytes: u64,
-    /// The budget planned for, bytes; 0 when none is known.
+    /// The budget planned for, bytes; 0 when none is known. On the CPU a
+    /// `max_memory_mb` budget is the process's memory beyond the model, so
+    /// this is that budget less libtorch's own footprint (768 MiB).
     pub budget_bytes: u64,
     /// The model's weights on the device, bytes.
     pub model_bytes: u64,
@@ -627,7 +629,8 @@ unsafe fn create(options: *const st_options) -> Result<st_context> {
 }
 
 /// Destroys a handle and frees everything it holds (model, style targets,
-/// device memory). NULL is a no-op. Destroying a handle twice, or while a
+/// device memory: on CUDA the allocator's cached blocks go back to the
+/// driver too). NULL is a no-op. Destroying a handle twice, or while a
 /// call on it is running (including from its own progress callback), is
 /// forbidden.
 #[no_mangle]
@@ -635,7 +638,28 @@ pub unsafe extern "C" fn st_destroy(ctx: *mut st_context) {
     if ctx.is_null() {
         return;
     }
-    let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(ctx))));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let context = Box::from_raw(ctx);
+        let cuda = context.engine.device().is_cuda();
+        drop(context);
+        if cuda {
+            crate::cuda::release_cached();
+        }
+    }));
+}
+
+/// Gives the device memory that the last runs left cached back to the
+/// driver (CUDA; nothing to do on the CPU), for a host that needs the
+/// memory for other work between runs. The model stays loaded. Returns
+/// `ST_NULL_ARGUMENT` for a NULL handle, `ST_BUSY` from inside a progress
+/// callback. Thread-safe with respect to other handles.
+#[no_mangle]
+pub unsafe extern "C" fn st_release_memory(ctx: *mut st_context) -> st_status {
+    with_context(ctx, |context| {
+        let _styles = styles_of(context)?;
+        context.engine.release_memory();
+        Ok(())
+    })
 }
 
 /// The message of the last failed call on `ctx` ("" after a success). The

@@ -60,10 +60,153 @@ fn axpy(x: &Tensor, t: f64, d: &Tensor) -> Result<Tensor> {
     Ok(x.f_add(&d.f_mul_scalar(t)?)?)
 }
 
-struct Pair {
-    s: Tensor,
-    y: Tensor,
-    rho: f64,
+/// The curvature pairs, kept for few launches and host round trips per
+/// iteration (on a GPU each of those costs more than the arithmetic): all
+/// pairs live in one device buffer, `s` of slot i in row i and `y` in row
+/// `capacity + i`, and their inner products are kept on the host. The
+/// two-loop recursion then needs two matrix-vector products with the
+/// buffer (one for `Sg`/`Yg`, one to form the direction) and one small
+/// transfer each way, whatever the history length; adding a pair costs one
+/// small matrix product and one transfer. The arithmetic is that of the
+/// textbook two-loop recursion, reordered: every inner product it needs is
+/// either `Sg`, `Yg` or one of the kept products.
+struct History {
+    capacity: usize,
+    rows: Option<Tensor>,
+    /// Slots in use, oldest first.
+    order: VecDeque<usize>,
+    /// `s_i·y_j` by slots, `capacity × capacity`, row-major.
+    sy: Vec<f64>,
+    /// `y_i·y_j` by slots.
+    yy: Vec<f64>,
+}
+
+/// A small tensor's values on the host, in f64, row-major (one transfer).
+fn to_host(t: &Tensor) -> Result<Vec<f64>> {
+    let flat = t.f_to_kind(tch::Kind::Double)?.f_to_device(tch::Device::Cpu)?.f_flatten(0, -1)?;
+    Ok(Vec::<f64>::try_from(&flat)?)
+}
+
+/// The curvature test's inner products (s·y, s·s, y·y), with one transfer.
+fn pair_products(s: &Tensor, y: &Tensor) -> Result<(f64, f64, f64)> {
+    let both = Tensor::f_stack(&[s, y], 0)?;
+    let gram = to_host(&both.f_mm(&both.f_tr()?)?)?;
+    Ok((gram[1], gram[0], gram[3]))
+}
+
+impl History {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            rows: None,
+            order: VecDeque::with_capacity(capacity),
+            sy: vec![0.0; capacity * capacity],
+            yy: vec![0.0; capacity * capacity],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Rows of the slots in use: slots are handed out from 0 and only
+    /// reused once all are taken, so they are always `0..filled`.
+    fn filled(&self) -> usize {
+        self.order.len()
+    }
+
+    fn s_rows(&self, rows: &Tensor) -> Result<Tensor> {
+        Ok(rows.f_narrow(0, 0, self.filled() as i64)?)
+    }
+
+    fn y_rows(&self, rows: &Tensor) -> Result<Tensor> {
+        Ok(rows.f_narrow(0, self.capacity as i64, self.filled() as i64)?)
+    }
+
+    /// Adds the pair (s, y), dropping the oldest when full.
+    fn push(&mut self, s: &Tensor, y: &Tensor) -> Result<()> {
+        let n = s.numel() as i64;
+        if self.rows.is_none() {
+            self.rows = Some(Tensor::f_zeros([2 * self.capacity as i64, n], (s.kind(), s.device()))?);
+        }
+        let rows = self.rows.as_ref().expect("allocated above");
+        let slot = if self.order.len() == self.capacity {
+            self.order.pop_front().expect("full history has a slot")
+        } else {
+            self.order.len()
+        };
+        rows.f_narrow(0, slot as i64, 1)?.f_copy_(&s.f_view([1, n])?)?;
+        rows.f_narrow(0, (self.capacity + slot) as i64, 1)?.f_copy_(&y.f_view([1, n])?)?;
+        self.order.push_back(slot);
+        // Products of the new s and y with every pair in use (itself included).
+        let new = Tensor::f_stack(&[s.f_view([n])?, y.f_view([n])?], 1)?;
+        let products = Tensor::f_cat(&[self.s_rows(rows)?.f_mm(&new)?, self.y_rows(rows)?.f_mm(&new)?], 0)?;
+        let products = to_host(&products)?;
+        let filled = self.filled();
+        let c = self.capacity;
+        for j in 0..filled {
+            // products[row][0] = row·s_new, products[row][1] = row·y_new.
+            self.sy[j * c + slot] = products[2 * j + 1];
+            self.sy[slot * c + j] = products[2 * (filled + j)];
+            let yy = products[2 * (filled + j) + 1];
+            self.yy[slot * c + j] = yy;
+            self.yy[j * c + slot] = yy;
+        }
+        Ok(())
+    }
+
+    /// The two-loop recursion's direction `−H g` with initial scaling `h_diag`.
+    fn direction(&self, g: &Tensor, h_diag: f64) -> Result<Tensor> {
+        let Some(rows) = self.rows.as_ref().filter(|_| !self.is_empty()) else {
+            return Ok(g.f_mul_scalar(-h_diag)?);
+        };
+        let (s_rows, y_rows) = (self.s_rows(rows)?, self.y_rows(rows)?);
+        let ab = Tensor::f_cat(&[s_rows.f_mv(g)?, y_rows.f_mv(g)?], 0)?;
+        let ab = to_host(&ab)?;
+        let filled = self.filled();
+        let c = self.capacity;
+        let (a, b) = ab.split_at(filled);
+        let order: Vec<usize> = self.order.iter().copied().collect();
+        let rho = |i: usize| 1.0 / self.sy[i * c + i];
+        // First loop, newest to oldest: q = −g − Σ_{newer j} α_j y_j, α_i = ρ_i s_i·q.
+        let mut alpha = vec![0.0; c];
+        for (k, &i) in order.iter().enumerate().rev() {
+            let mut sq = -a[i];
+            for &j in &order[k + 1..] {
+                sq -= alpha[j] * self.sy[i * c + j];
+            }
+            alpha[i] = rho(i) * sq;
+        }
+        // d = h·q_final, then oldest to newest: β_i = ρ_i y_i·d, d += (α_i − β_i) s_i,
+        // with y_i·q_final = −b_i − Σ_j α_j y_i·y_j.
+        let mut coefficient = vec![0.0; c];
+        for (k, &i) in order.iter().enumerate() {
+            let mut yq = -b[i];
+            for &j in &order {
+                yq -= alpha[j] * self.yy[i * c + j];
+            }
+            let mut yd = h_diag * yq;
+            for &j in &order[..k] {
+                yd += coefficient[j] * self.sy[j * c + i];
+            }
+            let beta = rho(i) * yd;
+            coefficient[i] = alpha[i] - beta;
+        }
+        let kind = g.kind();
+        let to_device = |v: Vec<f64>| -> Result<Tensor> {
+            Ok(Tensor::f_from_slice(&v[..filled])?.f_to_kind(kind)?.f_to_device(g.device())?)
+        };
+        let y_coefficients: Vec<f64> = alpha.iter().map(|a| -h_diag * a).collect();
+        let d = g
+            .f_mul_scalar(-h_diag)?
+            .f_add(&s_rows.f_tr()?.f_mv(&to_device(coefficient)?)?)?
+            .f_add(&y_rows.f_tr()?.f_mv(&to_device(y_coefficients)?)?)?;
+        Ok(d)
+    }
 }
 
 /// Minimises `problem` from `x0` (flat) with at most `max_evals` evaluations.
@@ -88,7 +231,7 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
     let mut current = problem.evaluate(&x)?;
     best.offer(&x, &current)?;
     let mut evals = 1;
-    let mut history: VecDeque<Pair> = VecDeque::with_capacity(options.history);
+    let mut history = History::new(options.history.min(max_evals));
     // (previous gradient, previous step s = t·d) for the next curvature pair.
     let mut previous: Option<(Tensor, Tensor)> = None;
     let mut h_diag = 1.0;
@@ -108,32 +251,16 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
         }
         if let Some((g_prev, s)) = previous.take() {
             let y = g.f_sub(&g_prev)?;
-            let ys = dot(&y, &s)?;
+            let (ys, ss, yy) = pair_products(&s, &y)?;
             // Keep the pair only under clearly positive curvature. The test is
             // on the cosine of (s, y), so it holds whatever the scale of the
             // variable and of the loss (a fixed threshold on ys does not).
-            let norms = (dot(&s, &s)? * dot(&y, &y)?).sqrt();
-            if ys > 1e-10 * norms && ys > 0.0 {
-                if history.len() == options.history {
-                    history.pop_front();
-                }
-                h_diag = ys / dot(&y, &y)?;
-                history.push_back(Pair { s, y, rho: 1.0 / ys });
+            if ys > 1e-10 * (ss * yy).sqrt() && ys > 0.0 {
+                h_diag = ys / yy;
+                history.push(&s, &y)?;
             }
         }
-        // Two-loop recursion.
-        let mut q = g.f_neg()?;
-        let mut alphas = Vec::with_capacity(history.len());
-        for pair in history.iter().rev() {
-            let alpha = pair.rho * dot(&pair.s, &q)?;
-            q = axpy(&q, -alpha, &pair.y)?;
-            alphas.push(alpha);
-        }
-        let mut d = q.f_mul_scalar(h_diag)?;
-        for (pair, alpha) in history.iter().zip(alphas.iter().rev()) {
-            let beta = pair.rho * dot(&pair.y, &d)?;
-            d = axpy(&d, alpha - beta, &pair.s)?;
-        }
+        let mut d = history.direction(g, h_diag)?;
         let mut gtd = dot(g, &d)?;
         if gtd.is_nan() || gtd >= 0.0 {
             // Not a descent direction (numerical trouble): restart from steepest descent.
@@ -420,6 +547,56 @@ mod tests {
             assert!(loss < 1e-6, "{line_search:?}: loss {loss}");
             let error = x.f_sub(&problem.centre).unwrap().f_abs().unwrap().f_max().unwrap().double_value(&[]);
             assert!(error < 1e-3, "{line_search:?}: max error {error}");
+        }
+    }
+
+    /// The textbook two-loop recursion over `pairs` (oldest first).
+    fn two_loop(pairs: &[(Tensor, Tensor)], g: &Tensor, h_diag: f64) -> Tensor {
+        let mut q = g.neg();
+        let mut alphas = Vec::new();
+        for (s, y) in pairs.iter().rev() {
+            let rho = 1.0 / dot(s, y).unwrap();
+            let alpha = rho * dot(s, &q).unwrap();
+            q = axpy(&q, -alpha, y).unwrap();
+            alphas.push(alpha);
+        }
+        let mut d = q.f_mul_scalar(h_diag).unwrap();
+        for ((s, y), alpha) in pairs.iter().zip(alphas.iter().rev()) {
+            let beta = dot(y, &d).unwrap() / dot(s, y).unwrap();
+            d = axpy(&d, alpha - beta, s).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn direction_matches_the_textbook_two_loop_recursion() {
+        tch::manual_seed(7);
+        let n = 64;
+        let options = (Kind::Double, Device::Cpu);
+        let curvature = Tensor::rand([n], options).f_add_scalar(0.1).unwrap();
+        let mut history = History::new(5);
+        let mut pairs: Vec<(Tensor, Tensor)> = Vec::new();
+        for step in 0..13 {
+            if step == 9 {
+                // As after a change of objective: everything dropped, slots reused.
+                history.clear();
+                pairs.clear();
+            }
+            let s = Tensor::randn([n], options);
+            let y =
+                s.f_mul(&curvature).unwrap().f_add(&Tensor::randn([n], options).f_mul_scalar(0.01).unwrap()).unwrap();
+            history.push(&s, &y).unwrap();
+            pairs.push((s, y));
+            if pairs.len() > 5 {
+                drop(pairs.remove(0));
+            }
+            let g = Tensor::randn([n], options);
+            let h_diag = 0.3 + step as f64 * 0.1;
+            let expected = two_loop(&pairs, &g, h_diag);
+            let got = history.direction(&g, h_diag).unwrap();
+            let scale = expected.abs().max().double_value(&[]);
+            let error = got.f_sub(&expected).unwrap().abs().max().double_value(&[]) / scale;
+            assert!(error < 1e-10, "step {step}: relative error {error:e}");
         }
     }
 

@@ -127,6 +127,7 @@ static void test_null_arguments(st_context *ctx) {
     CHECK_STATUS(st_add_style(ctx, NULL, 1), ST_NULL_ARGUMENT);
     CHECK_ERROR_MENTIONS(ctx, "style");
     CHECK_STATUS(st_clear_styles(NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_release_memory(NULL), ST_NULL_ARGUMENT);
     CHECK_STATUS(st_run(NULL, &image, &image, NULL, NULL, NULL), ST_NULL_ARGUMENT);
     CHECK_STATUS(st_run(ctx, NULL, &image, NULL, NULL, NULL), ST_NULL_ARGUMENT);
     CHECK_ERROR_MENTIONS(ctx, "content");
@@ -229,6 +230,7 @@ static void test_invalid_arguments(st_context *ctx) {
     CHECK_STATUS(st_create(&create_options, &other), ST_MODEL_ERROR);
     CHECK(other == NULL);
     CHECK_STATUS(st_clear_styles(ctx), ST_OK);
+    CHECK_STATUS(st_release_memory(ctx), ST_OK);
 }
 
 /* ---- pixel formats ---- */
@@ -421,6 +423,7 @@ static int on_progress(void *user_data, const st_progress *p) {
         uint8_t px[W * H * 3] = {0};
         st_image image = image_of(px, W, H, W * 3, ST_PIXEL_RGB8);
         state->busy_status = st_add_style(state->ctx, &image, 1.0f);
+        if (st_release_memory(state->ctx) != ST_BUSY) failures++;
     }
     return state->cancel_at && (int)p->evaluation >= state->cancel_at;
 }

@@ -379,7 +379,7 @@ typedef struct st_memory_plan {
   /**
    * The budget planned for, bytes; 0 when none is known. On the CPU a
    * `max_memory_mb` budget is the process's memory beyond the model, so
-   * this is that budget less libtorch's own footprint (768 MiB).
+   * this is that budget less libtorch's own footprint (512 MiB).
    */
   uint64_t budget_bytes;
   /**

@@ -247,7 +247,7 @@ pub struct st_memory_plan {
     pub peak_bytes: u64,
     /// The budget planned for, bytes; 0 when none is known. On the CPU a
     /// `max_memory_mb` budget is the process's memory beyond the model, so
-    /// this is that budget less libtorch's own footprint (768 MiB).
+    /// this is that budget less libtorch's own footprint (512 MiB).
     pub budget_bytes: u64,
     /// The model's weights on the device, bytes.
     pub model_bytes: u64,

@@ -34,7 +34,7 @@ fn bench_device(c: &mut Criterion, device: Device, precision: Precision, sizes: 
         let workload = Workload::new(&model, size, 0).expect("workload");
         let objective = workload.objective(&model).expect("objective");
         let weights = Workload::weights();
-        // Through the engine's evaluator: on CUDA a graph replay after two warm-up calls.
+        // Through the engine's evaluator: on CUDA a graph replay once the first call has captured it.
         let mut evaluator = Evaluator::new(&objective, device);
         group.bench_function(format!("{name}_eval_{size}"), |b| {
             b.iter(|| {

@@ -4,8 +4,8 @@
 //! One evaluation is a few hundred small kernel launches; at 512² on an H100
 //! launching them costs more than running them. On a CUDA device the first
 //! evaluation of a shape runs eagerly (it also lets cuDNN pick its
-//! algorithms), the second is captured as a CUDA graph and checked against
-//! the eager result, and every later one copies the input into the graph's
+//! algorithms) and is then captured as a CUDA graph, replayed once and
+//! checked against the eager result; every later one copies the input into the graph's
 //! input buffer and replays the graph with one launch. A change of weights
 //! (a strength slider moved mid-run) captures again. If capturing fails or
 //! the replay disagrees with the eager evaluation, the evaluator stays eager

@@ -134,7 +134,7 @@ def script(gimp, work):
         layer = "(vector-ref (gimp-image-get-layers image) 0)"
         save = '(gimp-file-save RUN-NONINTERACTIVE image "{p}" -1)'
         call = ('(plug-in-style-transfer #:run-mode RUN-NONINTERACTIVE #:image image #:drawables (vector drawable) '
-                '#:style "{s}" #:strength {st} #:iterations {it} #:quality 0 #:preserve-color #f #:device 1)')
+                '#:style "{s}" #:strength {st} #:iterations {it} #:quality "preview" #:preserve-color #f #:device "cpu")')
 
     def scenario(src, dst, before="", style=f"{w}/style.png", failing=False):
         body = (f'(let* ((image {load.format(p=f"{w}/{src}")}) (drawable {layer})) {before} '

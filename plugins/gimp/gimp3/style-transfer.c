@@ -94,7 +94,9 @@ static GimpValueArray *plugin_run(GimpProcedure *procedure, GimpRunMode run_mode
     gchar *style = NULL;
     gint pack = 0;
     g_object_get(config, "style", &style, "strength", &params.strength, "iterations", &params.iterations,
-                 "quality", &params.quality, "preserve-color", &params.preserve_color, "device", &params.device, NULL);
+                 "preserve-color", &params.preserve_color, NULL);
+    params.quality = gimp_procedure_config_get_choice_id(config, "quality");
+    params.device = gimp_procedure_config_get_choice_id(config, "device");
     pack = gimp_procedure_config_get_choice_id(config, "style-pack");
     if (!pack_path(pack, params.style, sizeof params.style) && style) g_strlcpy(params.style, style, sizeof params.style);
     g_free(style);
@@ -170,14 +172,20 @@ static GimpProcedure *st_create_procedure(GimpPlugIn *plug_in, const gchar *name
                                        0.5, G_PARAM_READWRITE);
     gimp_procedure_add_int_argument(procedure, "iterations", "_Iterations",
                                     "Optimiser evaluations per pyramid scale", 1, 5000, 100, G_PARAM_READWRITE);
-    gimp_procedure_add_int_argument(procedure, "quality", "_Quality",
-                                    "Working size: 0 preview (256 px), 1 normal (512 px), 2 high (1024 px)", 0, 2, 1,
-                                    G_PARAM_READWRITE);
+    gimp_procedure_add_choice_argument(
+        procedure, "quality", "_Quality", "Working size (the long side of the optimised image)",
+        gimp_choice_new_with_values("preview", ST_QUALITY_PREVIEW, "Preview (256 px)", NULL, "normal",
+                                    ST_QUALITY_NORMAL, "Normal (512 px)", NULL, "high", ST_QUALITY_HIGH,
+                                    "High (1024 px)", NULL, NULL),
+        "normal", G_PARAM_READWRITE);
     gimp_procedure_add_boolean_argument(procedure, "preserve-color", "_Preserve colours",
                                         "Keep the layer's colours (luminance-only transfer)", FALSE,
                                         G_PARAM_READWRITE);
-    gimp_procedure_add_int_argument(procedure, "device", "_Device", "Where to compute: 0 auto, 1 CPU, 2 GPU", 0, 2,
-                                    0, G_PARAM_READWRITE);
+    gimp_procedure_add_choice_argument(procedure, "device", "_Device", "Where to compute",
+                                       gimp_choice_new_with_values("auto", ST_DEVICE_AUTO, "Automatic (GPU if present)",
+                                                                   NULL, "cpu", ST_DEVICE_CPU, "CPU", NULL, "gpu",
+                                                                   ST_DEVICE_GPU, "GPU (CUDA)", NULL, NULL),
+                                       "auto", G_PARAM_READWRITE);
     return procedure;
 }
 

@@ -607,9 +607,9 @@ enum st_status st_create(const struct st_options *options, struct st_context **o
 void st_destroy(struct st_context *ctx);
 
 /**
- * Gives the device memory that the last runs left cached back to the
- * driver (CUDA; nothing to do on the CPU), for a host that needs the
- * memory for other work between runs. The model stays loaded. Returns
+ * Gives the memory that the last runs left cached back to the system
+ * (CUDA: the allocator's cached device memory; CPU: the free pages of the
+ * C heap), for a host that needs the memory for other work between runs. The model stays loaded. Returns
  * `ST_NULL_ARGUMENT` for a NULL handle, `ST_BUSY` from inside a progress
  * callback. Thread-safe with respect to other handles.
  */

@@ -305,11 +305,14 @@ impl Engine {
         Ok(Self { model, device })
     }
 
-    /// Gives the device memory cached by earlier runs back to the driver
-    /// (CUDA; nothing to do on the CPU). The model stays loaded.
+    /// Gives the memory cached by earlier runs back to the system: CUDA's
+    /// cached device memory, or on the CPU the free pages of the C heap.
+    /// The model stays loaded.
     pub fn release_memory(&self) {
         if self.device.is_cuda() {
             crate::cuda::release_cached();
+        } else {
+            crate::cuda::release_host_heap();
         }
     }
 
@@ -338,6 +341,16 @@ impl Engine {
         let rgb = self.model.convention().from_model(&x)?;
         drop(x);
         RgbImage::from_tensor(&rgb)
+    }
+
+    /// `image` resized to `width`×`height` (not copied when it has that
+    /// size already) as model input.
+    fn input_at(&self, image: &RgbImage, width: u32, height: u32) -> Result<Tensor> {
+        if (image.width(), image.height()) == (width, height) {
+            self.to_input(image)
+        } else {
+            self.to_input(&image.resize(width, height)?)
+        }
     }
 
     /// Gram targets of one style image resized so its long side is
@@ -401,13 +414,27 @@ impl Engine {
         let mut final_loss = LossTerms::default();
         for scale_index in 0..levels.len() {
             let (w, h) = levels[scale_index];
-            let level_content = self.to_input(&content.resize(w, h)?)?;
+            if !self.device.is_cuda() {
+                // The previous level's working memory (activations of tens of MiB each)
+                // was freed into the C heap, which keeps the pages; this level's
+                // image-sized buffers come from fresh mappings and cannot reuse them.
+                crate::cuda::release_host_heap();
+            }
+            crate::cuda::trace_memory("before level");
+            let level_content = self.input_at(content, w, h)?;
+            crate::cuda::trace_memory("level content");
             let wanted = (w.max(h) as f64 * options.style_scale).round() as u32;
             let targets = styles.targets(self, ladder_side(wanted))?;
+            if !self.device.is_cuda() {
+                // The style forward pass's activations, freed into the C heap.
+                crate::cuda::release_host_heap();
+            }
+            crate::cuda::trace_memory("style targets");
             let start = match x.take() {
                 Some(previous) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
                 None => self.initial(&options.init, options.seed, &level_content, w, h)?,
             };
+            crate::cuda::trace_memory("level start");
             let level = Level {
                 engine: self,
                 content: &level_content,
@@ -451,14 +478,19 @@ impl Engine {
                     other => break other?,
                 }
             };
+            crate::cuda::trace_memory("level optimised");
             if scale_index + 1 == levels.len() {
                 final_loss = loss;
             }
             x = Some(result);
         }
         let x = x.ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
+        if !self.device.is_cuda() {
+            crate::cuda::release_host_heap();
+        }
         // Consumed: at the largest sizes every image-sized buffer counts.
         let mut image = self.image_of_input(x)?;
+        crate::cuda::trace_memory("result converted");
         if (image.width(), image.height()) != (cw, ch) {
             image = image.resize(cw, ch)?;
         }
@@ -539,7 +571,7 @@ impl Engine {
                     Tensor::f_from_slice(&samples)?.f_view([1, 3, h as i64, w as i64])?.f_to_device(self.device)?;
                 self.model.convention().to_model(&noise)
             }
-            Init::Image(image) => self.to_input(&image.resize(w, h)?),
+            Init::Image(image) => self.input_at(image, w, h),
         }
     }
 }
@@ -711,6 +743,14 @@ impl Level<'_> {
                 // region ← region + weight · (result − region), in place in `image`.
                 let step = result.f_sub(&region)?.f_mul(&weight)?;
                 let _ = region.f_add_(&step)?;
+                drop((result, step, objective));
+                if !image.device().is_cuda() {
+                    // Each tile's activations are freed into the C heap, which keeps the
+                    // pages, and tiles of different shapes fragment it: measured at 2048²
+                    // in 184–309 px tiles, the level's peak was 115 MiB lower with this.
+                    // It costs ~0.1 s of system time per tile, against seconds of work.
+                    crate::cuda::release_host_heap();
+                }
                 let share = area(xs, ys) / total_area;
                 loss.content += tile_loss.content * share;
                 loss.style += tile_loss.style * share;

@@ -79,34 +79,43 @@ impl RgbImage {
         Ok(Self { width, height, data: resized.into_raw() })
     }
 
-    /// The image as a `[1, 3, H, W]` fp32 tensor on `device`.
+    /// The image as a `[1, 3, H, W]` fp32 tensor on `device`: one copy of
+    /// the pixels, in channels-last strides (a permuted view of the
+    /// interleaved layout) rather than a second, contiguous copy.
     pub fn to_tensor(&self, device: Device) -> Result<Tensor> {
         let t = Tensor::f_from_slice(&self.data)?
-            .f_view([self.height as i64, self.width as i64, 3])?
-            .f_permute([2, 0, 1])?
-            .f_unsqueeze(0)?
-            .f_contiguous()?;
+            .f_view([1, self.height as i64, self.width as i64, 3])?
+            .f_permute([0, 3, 1, 2])?;
         Ok(t.f_to_device(device)?)
     }
 
     /// Reads a `[1, 3, H, W]` tensor (any device, any float kind) back,
-    /// clamping to 0..1.
+    /// clamping to 0..1. The pixels are copied straight into the image's
+    /// own buffer (no intermediate image-sized tensor on the CPU).
     pub fn from_tensor(t: &Tensor) -> Result<Self> {
         let size = t.size();
         if size.len() != 4 || size[0] != 1 || size[1] != 3 {
             return Err(mem_error(format!("tensor of shape {size:?} is not a [1, 3, H, W] image")));
         }
         let (height, width) = (size[2], size[3]);
-        // One image-sized copy (the layout change), clamped in place.
-        let mut hwc = t.f_to_kind(Kind::Float)?.f_squeeze_dim(0)?.f_permute([1, 2, 0])?.f_contiguous()?;
-        if hwc.data_ptr() == t.data_ptr() {
-            hwc = hwc.f_detach_copy()?;
-        }
-        let _ = hwc.f_clamp_(0.0, 1.0)?;
-        let hwc = hwc.f_to_device(Device::Cpu)?;
         let mut data = vec![0f32; (width * height * 3) as usize];
-        let numel = data.len();
-        hwc.f_copy_data(&mut data, numel)?;
+        {
+            // SAFETY: `data` holds height·width·3 f32 values, outlives
+            // `view` (dropped at the end of this block) and is not touched
+            // otherwise while the view exists.
+            let view = unsafe {
+                Tensor::f_from_blob(
+                    data.as_mut_ptr() as *const u8,
+                    &[1, height, width, 3],
+                    &[],
+                    Kind::Float,
+                    Device::Cpu,
+                )?
+            };
+            let mut nchw = view.f_permute([0, 3, 1, 2])?;
+            nchw.f_copy_(t)?;
+            let _ = nchw.f_clamp_(0.0, 1.0)?;
+        }
         Ok(Self { width: width as u32, height: height as u32, data })
     }
 
@@ -296,4 +305,28 @@ pub fn blend_with_mask(stylised: &RgbImage, content: &RgbImage, mask: &[f32]) ->
         })
         .collect();
     RgbImage::new(content.width(), content.height(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_round_trip_keeps_pixels_and_clamps() {
+        // 3×2, interleaved RGB; two values out of range.
+        let data: Vec<f32> = (0..18).map(|i| i as f32 / 16.0 - 0.05).collect();
+        let image = RgbImage::new(3, 2, data.clone()).unwrap();
+        let t = image.to_tensor(Device::Cpu).unwrap();
+        assert_eq!(t.size(), [1, 3, 2, 3]);
+        // Pixel (x=2, y=1), green channel.
+        let green = t.double_value(&[0, 1, 1, 2]);
+        assert!((green - data[(3 + 2) * 3 + 1] as f64).abs() < 1e-7);
+        let back = RgbImage::from_tensor(&t).unwrap();
+        let expected: Vec<f32> = data.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+        assert_eq!(back.data(), expected.as_slice());
+        // From another kind and a contiguous NCHW layout: the same pixels.
+        let half = t.contiguous().to_kind(Kind::Double);
+        assert_eq!(RgbImage::from_tensor(&half).unwrap().data(), expected.as_slice());
+        assert!(RgbImage::from_tensor(&Tensor::zeros([1, 4, 2, 2], (Kind::Float, Device::Cpu))).is_err());
+    }
 }

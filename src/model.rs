@@ -98,25 +98,33 @@ impl InputConvention {
         let order = Tensor::f_from_slice(&affine.map(|a| a.0))?.f_to_device(device)?;
         let mul = Tensor::f_from_slice(&affine.map(|a| a.1 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
         let add = Tensor::f_from_slice(&affine.map(|a| a.2 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
-        let reordered = rgb01.f_index_select(1, &order)?;
-        Ok(reordered.f_mul(&mul)?.f_add(&add)?)
+        // One new tensor (the reordering), scaled and shifted in place.
+        let mut reordered = rgb01.f_index_select(1, &order)?;
+        let _ = reordered.f_mul_(&mul)?;
+        let _ = reordered.f_add_(&add)?;
+        Ok(reordered)
     }
 
-    /// Converts model input back to a `[N, 3, H, W]` RGB tensor in display range (not clamped).
+    /// Converts model input back to a `[N, 3, H, W]` RGB tensor in display
+    /// range (not clamped): one new tensor (the reordering), unscaled in place.
     pub fn from_model(self, x: &Tensor) -> Result<Tensor> {
         let device = x.device();
         let affine = self.affine();
-        let mul = Tensor::f_from_slice(&affine.map(|a| a.1 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
-        let add = Tensor::f_from_slice(&affine.map(|a| a.2 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
-        let mut channels = x.f_sub(&add)?;
-        let _ = channels.f_div_(&mul)?;
         // Undo the reordering: RGB channel k sits where affine[c].0 == k.
-        let mut inverse = [0i64; 3];
+        let mut inverse = [0usize; 3];
         for (c, a) in affine.iter().enumerate() {
-            inverse[a.0 as usize] = c as i64;
+            inverse[a.0 as usize] = c;
         }
-        let inverse = Tensor::f_from_slice(&inverse)?.f_to_device(device)?;
-        Ok(channels.f_index_select(1, &inverse)?)
+        let per_rgb = |f: fn(&(i64, f64, f64)) -> f64| -> Result<Tensor> {
+            let values = inverse.map(|c| f(&affine[c]) as f32);
+            Ok(Tensor::f_from_slice(&values)?.f_to_device(device)?.f_view([1, 3, 1, 1])?)
+        };
+        let (mul, add) = (per_rgb(|a| a.1)?, per_rgb(|a| a.2)?);
+        let index = Tensor::f_from_slice(&inverse.map(|c| c as i64))?.f_to_device(device)?;
+        let mut rgb = x.f_index_select(1, &index)?;
+        let _ = rgb.f_sub_(&add)?;
+        let _ = rgb.f_div_(&mul)?;
+        Ok(rgb)
     }
 }
 
@@ -616,4 +624,25 @@ pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf> {
             candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conventions_convert_both_ways() {
+        let rgb = Tensor::from_slice(&[0.1f32, 0.5, 0.9]).view([1, 3, 1, 1]);
+        // Caffe: BGR, 0..255, mean removed.
+        let caffe = InputConvention::Caffe.to_model(&rgb).unwrap();
+        let expected = [0.9 * 255.0 - 103.939, 0.5 * 255.0 - 116.779, 0.1 * 255.0 - 123.68];
+        for (c, e) in expected.iter().enumerate() {
+            assert!((caffe.double_value(&[0, c as i64, 0, 0]) - e).abs() < 1e-3);
+        }
+        for convention in [InputConvention::Caffe, InputConvention::Torchvision] {
+            let back = convention.from_model(&convention.to_model(&rgb).unwrap()).unwrap();
+            let error = (back - &rgb).abs().max().double_value(&[]);
+            assert!(error < 1e-6, "{} round trip off by {error}", convention.name());
+        }
+    }
 }

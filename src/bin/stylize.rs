@@ -361,6 +361,7 @@ fn run(cli: &Cli) -> Result<()> {
     let device = DeviceChoice::from_name(&cli.device)
         .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", cli.device)))?;
     let content = image::load(content_path)?;
+    styletransfer::cuda::trace_memory("content loaded");
     let mut styles = Vec::with_capacity(cli.style.len());
     for (path, weight) in cli.style.iter().zip(&blend) {
         styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
@@ -455,7 +456,9 @@ fn run(cli: &Cli) -> Result<()> {
         bar.finish_and_clear();
     }
     let output = output?;
+    styletransfer::cuda::trace_memory("run");
     image::save(output_path, &output.image, content.alpha.as_deref(), content.high_depth)?;
+    styletransfer::cuda::trace_memory("saved");
     if cli.report.is_some() {
         let r = &output.report;
         let levels: Vec<_> = r.levels.iter().map(|(w, h)| serde_json::json!([w, h])).collect();

@@ -28,8 +28,8 @@ const STYLE_BYTES_PER_PIXEL: f64 = 600.0;
 /// which a `max_memory_mb` budget must cover besides the run's tensors:
 /// measured as the peak RSS of a 64² run less the model and the planned
 /// tensors, 431 MiB (2-core x86-64, torch 2.11), rounded up. Measured
-/// with it: 4096² with a 2 GiB budget peaks at 1903 MiB (budget + model:
-/// 2147), in the 2048² level's tiles. That holds because the engine gives
+/// with it: 4096² with a 2 GiB budget peaks at 1903–1966 MiB (budget +
+/// model: 2147), in the 2048² level's tiles. That holds because the engine gives
 /// the C heap's free pages back between tiles and levels (freed
 /// activations otherwise stay resident, and the next level's image-sized
 /// buffers come from fresh mappings: 2369 MiB before).

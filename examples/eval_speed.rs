@@ -141,7 +141,7 @@ fn main() -> Result<()> {
         let ms = start.elapsed().as_secs_f64() * 1000.0 / evals as f64;
         let peak = match device {
             Device::Cuda(i) => cuda::memory_stats(i).map(|s| s.allocated_peak),
-            _ => cuda::peak_rss_bytes(),
+            _ => styletransfer::memory::peak_rss_bytes(),
         };
         let peak = peak.map_or("nan".to_string(), |b| format!("{:.3}", b as f64 / (1u64 << 30) as f64));
         let mut line = format!(

@@ -609,9 +609,9 @@ void st_destroy(struct st_context *ctx);
 /**
  * Gives the memory that the last runs left cached back to the system
  * (CUDA: the allocator's cached device memory; CPU: the free pages of the
- * C heap), for a host that needs the memory for other work between runs. The model stays loaded. Returns
- * `ST_NULL_ARGUMENT` for a NULL handle, `ST_BUSY` from inside a progress
- * callback. Thread-safe with respect to other handles.
+ * C heap), for a host that needs the memory for other work between runs.
+ * The model stays loaded. Returns `ST_NULL_ARGUMENT` for a NULL handle,
+ * `ST_BUSY` from inside a progress callback. Thread-safe with respect to other handles.
  */
 enum st_status st_release_memory(struct st_context *ctx);
 

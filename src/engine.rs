@@ -312,7 +312,16 @@ impl Engine {
         if self.device.is_cuda() {
             crate::cuda::release_cached();
         } else {
-            crate::cuda::release_host_heap();
+            crate::memory::release_host_heap();
+        }
+    }
+
+    /// On the CPU, gives the C heap's free pages back to the system (see
+    /// [`crate::memory::release_host_heap`]); on CUDA nothing, as the
+    /// caching allocator reuses its blocks for the next tile or level.
+    fn trim_host_heap(&self) {
+        if !self.device.is_cuda() {
+            crate::memory::release_host_heap();
         }
     }
 
@@ -414,27 +423,23 @@ impl Engine {
         let mut final_loss = LossTerms::default();
         for scale_index in 0..levels.len() {
             let (w, h) = levels[scale_index];
-            if !self.device.is_cuda() {
-                // The previous level's working memory (activations of tens of MiB each)
-                // was freed into the C heap, which keeps the pages; this level's
-                // image-sized buffers come from fresh mappings and cannot reuse them.
-                crate::cuda::release_host_heap();
-            }
-            crate::cuda::trace_memory("before level");
+            // The previous level's working memory (activations of tens of MiB each) was
+            // freed into the C heap, which keeps the pages; this level's image-sized
+            // buffers come from fresh mappings and cannot reuse them.
+            self.trim_host_heap();
+            crate::memory::trace_memory("before level");
             let level_content = self.input_at(content, w, h)?;
-            crate::cuda::trace_memory("level content");
+            crate::memory::trace_memory("level content");
             let wanted = (w.max(h) as f64 * options.style_scale).round() as u32;
             let targets = styles.targets(self, ladder_side(wanted))?;
-            if !self.device.is_cuda() {
-                // The style forward pass's activations, freed into the C heap.
-                crate::cuda::release_host_heap();
-            }
-            crate::cuda::trace_memory("style targets");
+            // The style forward pass's activations, freed into the C heap.
+            self.trim_host_heap();
+            crate::memory::trace_memory("style targets");
             let start = match x.take() {
                 Some(previous) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
                 None => self.initial(&options.init, options.seed, &level_content, w, h)?,
             };
-            crate::cuda::trace_memory("level start");
+            crate::memory::trace_memory("level start");
             let level = Level {
                 engine: self,
                 content: &level_content,
@@ -478,19 +483,17 @@ impl Engine {
                     other => break other?,
                 }
             };
-            crate::cuda::trace_memory("level optimised");
+            crate::memory::trace_memory("level optimised");
             if scale_index + 1 == levels.len() {
                 final_loss = loss;
             }
             x = Some(result);
         }
         let x = x.ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
-        if !self.device.is_cuda() {
-            crate::cuda::release_host_heap();
-        }
+        self.trim_host_heap();
         // Consumed: at the largest sizes every image-sized buffer counts.
         let mut image = self.image_of_input(x)?;
-        crate::cuda::trace_memory("result converted");
+        crate::memory::trace_memory("result converted");
         if (image.width(), image.height()) != (cw, ch) {
             image = image.resize(cw, ch)?;
         }
@@ -744,13 +747,11 @@ impl Level<'_> {
                 let step = result.f_sub(&region)?.f_mul(&weight)?;
                 let _ = region.f_add_(&step)?;
                 drop((result, step, objective));
-                if !image.device().is_cuda() {
-                    // Each tile's activations are freed into the C heap, which keeps the
-                    // pages, and tiles of different shapes fragment it: measured at 2048²
-                    // in 184–309 px tiles, the level's peak was 115 MiB lower with this.
-                    // It costs ~0.1 s of system time per tile, against seconds of work.
-                    crate::cuda::release_host_heap();
-                }
+                // Each tile's activations are freed into the C heap, which keeps the pages,
+                // and tiles of different shapes fragment it: measured at 2048² in 184–309 px
+                // tiles, the level's peak was 115 MiB lower with this. It costs ~0.1 s of
+                // system time per tile, against seconds of work.
+                self.engine.trim_host_heap();
                 let share = area(xs, ys) / total_area;
                 loss.content += tile_loss.content * share;
                 loss.style += tile_loss.style * share;

@@ -30,6 +30,7 @@ pub mod error;
 pub mod evaluator;
 pub mod image;
 pub mod loss;
+pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod pack;

@@ -476,7 +476,7 @@ impl Vgg19 {
         Ok(grad.f_contiguous()?)
     }
 
-    /// What activations are multiplied by inside the network (fp16: 1/16,
+    /// What activations are multiplied by inside the network (fp16: 1/256,
     /// against overflow; else 1). Everything this type returns is unscaled.
     pub fn activation_scale(&self) -> f64 {
         activation_scale(self.precision)

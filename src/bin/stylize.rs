@@ -361,7 +361,7 @@ fn run(cli: &Cli) -> Result<()> {
     let device = DeviceChoice::from_name(&cli.device)
         .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", cli.device)))?;
     let content = image::load(content_path)?;
-    styletransfer::cuda::trace_memory("content loaded");
+    styletransfer::memory::trace_memory("content loaded");
     let mut styles = Vec::with_capacity(cli.style.len());
     for (path, weight) in cli.style.iter().zip(&blend) {
         styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
@@ -456,9 +456,9 @@ fn run(cli: &Cli) -> Result<()> {
         bar.finish_and_clear();
     }
     let output = output?;
-    styletransfer::cuda::trace_memory("run");
+    styletransfer::memory::trace_memory("run");
     image::save(output_path, &output.image, content.alpha.as_deref(), content.high_depth)?;
-    styletransfer::cuda::trace_memory("saved");
+    styletransfer::memory::trace_memory("saved");
     if cli.report.is_some() {
         let r = &output.report;
         let levels: Vec<_> = r.levels.iter().map(|(w, h)| serde_json::json!([w, h])).collect();
@@ -487,7 +487,7 @@ fn run(cli: &Cli) -> Result<()> {
 fn peak_memory_bytes(device: &str) -> Option<u64> {
     match device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
         Some(index) => styletransfer::cuda::memory_stats(index).map(|s| s.reserved_peak),
-        None => styletransfer::cuda::peak_rss_bytes(),
+        None => styletransfer::memory::peak_rss_bytes(),
     }
 }
 

@@ -650,9 +650,9 @@ pub unsafe extern "C" fn st_destroy(ctx: *mut st_context) {
 
 /// Gives the memory that the last runs left cached back to the system
 /// (CUDA: the allocator's cached device memory; CPU: the free pages of the
-/// C heap), for a host that needs the memory for other work between runs. The model stays loaded. Returns
-/// `ST_NULL_ARGUMENT` for a NULL handle, `ST_BUSY` from inside a progress
-/// callback. Thread-safe with respect to other handles.
+/// C heap), for a host that needs the memory for other work between runs.
+/// The model stays loaded. Returns `ST_NULL_ARGUMENT` for a NULL handle,
+/// `ST_BUSY` from inside a progress callback. Thread-safe with respect to other handles.
 #[no_mangle]
 pub unsafe extern "C" fn st_release_memory(ctx: *mut st_context) -> st_status {
     with_context(ctx, |context| {

@@ -2,7 +2,8 @@
 //! gradient), on the CPU at 64², 128², 256², and on CUDA at 512² and 1024²
 //! when a CUDA device is present. Bench ids name the device and the size
 //! (`cpu_eval_128`, `cuda_bf16_graph_eval_512` when evaluations replay a
-//! CUDA graph); CUDA timings synchronise the device before the clock is read. Needs the model file (`make model`, or `ST_MODEL`).
+//! CUDA graph); CUDA timings synchronise the device before the clock is
+//! read. Needs the model file (`make model`, or `ST_MODEL`).
 //!
 //! Also the style set-up of a run at working size 512 (levels 128, 256,
 //! 512) from a style image (`cpu_style_setup_image_512`: resampling and a

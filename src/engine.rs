@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::evaluator::Evaluator;
 use crate::image::RgbImage;
 use crate::loss::{LiveWeights, LossTerms, Normalization, Objective, StyleTargets};
-use crate::model::{Precision, Vgg19, MIN_INPUT_SIDE};
+use crate::model::{Bf16Kernels, Precision, Vgg19, MIN_INPUT_SIDE};
 use crate::optim::{AdamOptions, Evaluation, LbfgsOptions, Optimizer, Problem};
 use crate::plan::{self, LevelPlan, MemoryOptions, Plan, PlanInputs, TileGrid};
 use crate::style::{ladder_side, StyleImage, StyleSet};
@@ -67,15 +67,19 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX).
-pub fn cpu_has_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .map(|info| {
-            info.lines()
-                .find(|l| l.starts_with("flags"))
-                .is_some_and(|flags| flags.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"))
-        })
-        .unwrap_or(false)
+pub use crate::model::cpu_has_bf16;
+
+/// The precision a run on `device` gets when none is asked for: bf16 on
+/// CUDA and on CPUs with native bfloat16 ([`cpu_has_bf16`]), where it is
+/// faster than fp32 and, with the first layer in fp32, fp32 targets and
+/// L-BFGS's first step sized past bf16's resolution, ends within 2 % of
+/// fp32's loss; fp32 elsewhere (emulated bf16 is no faster than fp32 there).
+pub fn automatic_precision(device: Device) -> Precision {
+    if device.is_cuda() || cpu_has_bf16() {
+        Precision::Bf16
+    } else {
+        Precision::Fp32
+    }
 }
 
 /// How to set an engine up.
@@ -85,10 +89,14 @@ pub struct EngineOptions {
     pub model_path: PathBuf,
     /// Where to run.
     pub device: DeviceChoice,
-    /// Convolution precision; `None` picks bf16 on CUDA and on CPUs with
-    /// native bfloat16 (AVX-512 BF16 or AMX), fp32 elsewhere. An explicit
-    /// bf16 on a CPU without it works but is emulated and very slow.
+    /// Convolution precision; `None` picks [`automatic_precision`]: bf16 on
+    /// CUDA and on CPUs with native bfloat16 (AVX-512 BF16 or AMX), fp32
+    /// elsewhere.
     pub precision: Option<Precision>,
+    /// How bf16 is computed; `None` picks [`Bf16Kernels::for_device`]:
+    /// libtorch's kernels on CUDA and on CPUs with native bfloat16, else
+    /// emulated at about fp32's speed (same arithmetic).
+    pub bf16_kernels: Option<Bf16Kernels>,
     /// CPU threads for libtorch (process-wide); `None` leaves libtorch's default.
     pub threads: Option<usize>,
 }
@@ -96,7 +104,13 @@ pub struct EngineOptions {
 impl EngineOptions {
     /// Defaults for a model file: automatic device and precision.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
-        Self { model_path: model_path.into(), device: DeviceChoice::Auto, precision: None, threads: None }
+        Self {
+            model_path: model_path.into(),
+            device: DeviceChoice::Auto,
+            precision: None,
+            bf16_kernels: None,
+            threads: None,
+        }
     }
 }
 
@@ -203,6 +217,8 @@ pub struct RunReport {
     pub device: String,
     /// Convolution precision.
     pub precision: Precision,
+    /// Whether bf16 ran emulated (fp32 kernels on bf16 values; see [`Bf16Kernels`]).
+    pub bf16_emulated: bool,
     /// Content (and output) size.
     pub content_size: (u32, u32),
     /// Size of each pyramid level, coarsest first.
@@ -279,6 +295,8 @@ pub fn pyramid(working: (u32, u32), scales: Option<usize>) -> Result<Vec<(u32, u
 pub struct Engine {
     model: Vgg19,
     device: Device,
+    /// Whether the precision was chosen automatically (see [`Engine::run_precision`]).
+    automatic: bool,
 }
 
 impl Engine {
@@ -291,18 +309,15 @@ impl Engine {
             tch::set_num_threads(threads as i32);
         }
         let device = options.device.resolve()?;
-        let precision = options.precision.unwrap_or(if device.is_cuda() || cpu_has_bf16() {
-            Precision::Bf16
-        } else {
-            Precision::Fp32
-        });
+        let precision = options.precision.unwrap_or_else(|| automatic_precision(device));
+        let kernels = options.bf16_kernels.unwrap_or_else(|| Bf16Kernels::for_device(device));
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
-        let mut model = Vgg19::load(&options.model_path, device, precision)?;
+        let mut model = Vgg19::load_with(&options.model_path, device, precision, kernels)?;
         // Channels-last is faster for oneDNN (CPU) and cuDNN in every precision measured.
         model.set_channels_last(true)?;
-        Ok(Self { model, device })
+        Ok(Self { model, device, automatic: options.precision.is_none() })
     }
 
     /// Gives the memory cached by earlier runs back to the system: CUDA's
@@ -322,6 +337,19 @@ impl Engine {
     fn trim_host_heap(&self) {
         if !self.device.is_cuda() {
             crate::memory::release_host_heap();
+        }
+    }
+
+    /// The precision a run with `options` computes in: the model's, except
+    /// that with an automatically chosen precision, runs under the reference
+    /// normalisation use the model's exact fp32 network. (Measured at 64²,
+    /// 200 evaluations: there bf16 ended 9-16 % above fp32 with every line
+    /// search, where under the relative normalisation it ends within 2 %.)
+    pub fn run_precision(&self, options: &RunOptions) -> Precision {
+        if self.automatic && options.normalization == Normalization::Reference && self.model.has_exact() {
+            Precision::Fp32
+        } else {
+            self.model.precision()
         }
     }
 
@@ -436,7 +464,14 @@ impl Engine {
             self.trim_host_heap();
             crate::memory::trace_memory("style targets");
             let start = match x.take() {
-                Some(previous) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
+                // Bicubic upsampling overshoots at edges: back into the display range.
+                Some(previous) => {
+                    displayable(
+                        self.model.convention(),
+                        &previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
+                    )?
+                    .0
+                }
                 None => self.initial(&options.init, options.seed, &level_content, w, h)?,
             };
             crate::memory::trace_memory("level start");
@@ -507,7 +542,8 @@ impl Engine {
                 evaluations,
                 seconds: started.elapsed().as_secs_f64(),
                 device: device_name(self.device),
-                precision: self.model.precision(),
+                precision: self.run_precision(options),
+                bf16_emulated: self.model.bf16_emulated() && self.run_precision(options) == Precision::Bf16,
                 content_size: (cw, ch),
                 levels,
                 plan,
@@ -606,11 +642,20 @@ fn validate_run_options(options: &RunOptions) -> Result<()> {
 
 /// Default Adam step, in display units (0..1) per step.
 pub const DEFAULT_ADAM_LR: f64 = 0.02;
-/// L-BFGS as runs use it by default: history 100, Armijo backtracking,
-/// torch's first-step rule. (On the reference benchmark, 128², 100
-/// evaluations, five image pairs, this ended below the fixed step in four.)
+/// Default largest pixel change of L-BFGS's first step, display units
+/// (2.55 units of Caffe input). The first step only measures the problem's
+/// curvature; torch's rule (a step of min(1, 1/|g|₁)) moves pixels by about
+/// 10⁻⁴ units under the relative normalisation, far below bf16's and fp16's
+/// resolution, so that at those precisions the loss change and the first
+/// curvature pair were rounding noise (traced with `ST_TRACE_LBFGS=1`).
+pub const DEFAULT_FIRST_STEP: f64 = 0.01;
+
+/// L-BFGS as runs use it by default: history 100, Armijo backtracking, a
+/// first step moving no pixel by more than [`DEFAULT_FIRST_STEP`]. (On the
+/// reference benchmark, 128², 100 evaluations, five image pairs,
+/// backtracking ended below the fixed step in four.)
 pub fn default_lbfgs() -> LbfgsOptions {
-    LbfgsOptions::default()
+    LbfgsOptions { first_step: Some(DEFAULT_FIRST_STEP), ..LbfgsOptions::default() }
 }
 
 /// Adam with the default step (display units).
@@ -660,19 +705,29 @@ impl Level<'_> {
         progress: &mut dyn FnMut(&Progress) -> Flow,
     ) -> Result<(Tensor, LossTerms)> {
         let size = start.size();
+        let exact = self.engine.run_precision(self.options) == Precision::Fp32 && self.engine.model.has_exact();
+        let mut evaluator = Evaluator::new(objective, self.engine.device);
+        evaluator.set_exact(exact);
         let mut problem = LevelProblem {
-            evaluator: Evaluator::new(objective, self.engine.device),
+            evaluator,
             weights: self.weights,
             shape: [1, 3, size[2], size[3]],
             progress,
             report: self.report,
             evaluations_before: *evaluations,
+            resolution: self.engine.model.precision().resolution() * self.engine.model.convention().scale(),
+            has_exact: self.engine.model.has_exact(),
+            exact,
+            convention: self.engine.model.convention(),
+            loss_noise: self.engine.model.precision().loss_noise(),
         };
         let result = self.optimizer.minimize(&mut problem, &start.f_flatten(0, -1)?, iterations)?;
         *evaluations += problem.report.iteration;
-        let result = result.f_view(problem.shape)?;
+        let exact = problem.exact;
+        // The level's result as it will be shown (what its last evaluations scored).
+        let (result, _) = displayable(self.engine.model.convention(), &result.f_view(problem.shape)?)?;
         let (current, _) = self.weights.get();
-        let loss = tch::no_grad(|| objective.losses(&result, &current))?.values()?;
+        let loss = tch::no_grad(|| objective.losses_with(&result, &current, exact))?.values()?;
         Ok((result, loss))
     }
 
@@ -792,6 +847,16 @@ fn feather(axis: &plan::Axis, index: usize, overlap: u32) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&weights)?)
 }
 
+/// `x` (model input) with every pixel that leaves the display range in any
+/// channel clamped into it, and the mask (`[1, 1, H, W]`) of the pixels
+/// left as they were (exactly: no round trip through display units).
+fn displayable(convention: crate::model::InputConvention, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let display = convention.from_model(x)?;
+    let inside = display.f_ge(0.0)?.f_logical_and(&display.f_le(1.0)?)?.f_all_dim(1, true)?;
+    let shown = x.f_where_self(&inside, &convention.to_model(&display.f_clamp(0.0, 1.0)?)?)?;
+    Ok((shown, inside))
+}
+
 struct LevelProblem<'a, 'p> {
     evaluator: Evaluator<'a, 'a>,
     weights: &'a LiveWeights,
@@ -799,13 +864,57 @@ struct LevelProblem<'a, 'p> {
     progress: &'p mut dyn FnMut(&Progress) -> Flow,
     report: Progress,
     evaluations_before: usize,
+    /// The precision's resolution in model-input units (see [`Precision::resolution`]).
+    resolution: f64,
+    /// The precision's relative loss noise (see [`Precision::loss_noise`]).
+    loss_noise: f64,
+    /// The model's input convention (for the display range).
+    convention: crate::model::InputConvention,
+    /// Whether the model has an exact fp32 network to refine with, and whether it is in use.
+    has_exact: bool,
+    exact: bool,
 }
 
 impl Problem for LevelProblem<'_, '_> {
+    fn resolution(&self) -> f64 {
+        if self.exact {
+            0.0
+        } else {
+            self.resolution
+        }
+    }
+
+    fn loss_tolerance(&self, loss: f64) -> f64 {
+        if self.exact {
+            0.0
+        } else {
+            self.loss_noise * loss.abs()
+        }
+    }
+
+    /// A bf16 or fp16 level whose optimisation has reached its precision's
+    /// rounding noise goes on in fp32 (the model's exact network).
+    fn refine(&mut self) -> bool {
+        if self.exact || !self.has_exact {
+            return false;
+        }
+        self.exact = true;
+        self.evaluator.set_exact(true);
+        true
+    }
+
     fn evaluate(&mut self, x: &Tensor) -> Result<Evaluation> {
         let (weights, generation) = self.weights.get();
         let image = x.f_view(self.shape)?;
-        let (losses, grad) = self.evaluator.value_and_grad(&image, &weights)?;
+        // The objective of the image as it will be output: pixels outside the
+        // display range count as clamped to it (and their gradient is zero,
+        // as a clamped pixel's is), so the optimiser cannot gain anything in
+        // values the output cannot show. (Measured at 64², reference
+        // normalisation: unbounded, clamping the result raised its loss by
+        // 13-15 %, by a share that varied from run to run.)
+        let (shown, inside) = displayable(self.convention, &image)?;
+        let (losses, grad) = self.evaluator.value_and_grad(&shown, &weights)?;
+        let grad = grad.f_mul(&inside.f_to_kind(grad.kind())?)?;
         let terms = losses.values()?;
         self.report.iteration += 1;
         self.report.evaluation = self.evaluations_before + self.report.iteration;
@@ -813,6 +922,8 @@ impl Problem for LevelProblem<'_, '_> {
         if (self.progress)(&self.report) == Flow::Cancel {
             return Err(Error::Cancelled);
         }
+        // Exact evaluations are another objective (the optimiser drops what it learnt before).
+        let generation = 2 * generation + self.exact as u64;
         Ok(Evaluation { loss: terms.total, grad: grad.f_flatten(0, -1)?, generation })
     }
 }

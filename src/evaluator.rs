@@ -58,6 +58,8 @@ pub struct Evaluator<'o, 'a> {
     objective: &'o Objective<'a>,
     device: Device,
     state: State,
+    /// Evaluations run the model's exact fp32 network (see [`Evaluator::set_exact`]).
+    exact: bool,
     /// Why graphs were given up, if they were.
     pub fallback_reason: Option<String>,
 }
@@ -66,7 +68,18 @@ impl<'o, 'a> Evaluator<'o, 'a> {
     /// An evaluator of `objective`, whose model lives on `device`.
     pub fn new(objective: &'o Objective<'a>, device: Device) -> Self {
         let state = if graphs_active(device) { State::Warming } else { State::Eager };
-        Self { objective, device, state, fallback_reason: None }
+        Self { objective, device, state, exact: false, fallback_reason: None }
+    }
+
+    /// From the next evaluation on, runs the model's exact fp32 network
+    /// instead of its precision's (a captured graph is captured again).
+    pub fn set_exact(&mut self, exact: bool) {
+        if exact != self.exact {
+            self.exact = exact;
+            if matches!(self.state, State::Captured(_)) {
+                self.state = State::Warming;
+            }
+        }
     }
 
     /// Whether the last evaluation came from a graph replay.
@@ -92,7 +105,7 @@ impl<'o, 'a> Evaluator<'o, 'a> {
             // The weights (or the shape) changed: capture again.
             self.state = State::Warming;
         }
-        let eager = self.objective.value_and_grad(x, weights)?;
+        let eager = self.objective.value_and_grad_with(x, weights, self.exact)?;
         if matches!(self.state, State::Warming) {
             self.state = match self.capture(x, weights, &eager) {
                 Ok(captured) => State::Captured(Box::new(captured)),
@@ -110,7 +123,8 @@ impl<'o, 'a> Evaluator<'o, 'a> {
             return Err(crate::Error::Torch("CUDA graphs need a CUDA device".into()));
         };
         let input = x.f_detach_copy()?;
-        let (graph, (losses, grad)) = Graph::capture(index, || self.objective.value_and_grad(&input, weights))?;
+        let (graph, (losses, grad)) =
+            Graph::capture(index, || self.objective.value_and_grad_with(&input, weights, self.exact))?;
         // Capturing records the work without running it.
         graph.replay()?;
         let expected = eager.0.total.f_double_value(&[])?;

@@ -155,9 +155,10 @@ pub struct StyleTargets {
 }
 
 impl StyleTargets {
-    /// The Gram matrices of one image (`[1, 3, H, W]` model input).
+    /// The Gram matrices of one image (`[1, 3, H, W]` model input), in fp32
+    /// whatever the model's precision (see [`Vgg19::exact_features`]).
     pub fn from_input(model: &Vgg19, x: &Tensor) -> Result<Self> {
-        let features = tch::no_grad(|| model.features(x, Needed::Style))?;
+        let features = tch::no_grad(|| model.exact_features(x, Needed::Style))?;
         let grams = features.style.iter().map(gram).collect::<Result<Vec<_>>>()?;
         Ok(Self { grams })
     }
@@ -264,7 +265,8 @@ impl<'a> Objective<'a> {
         if layer_sum <= 0.0 {
             return Err(Error::invalid("style_layer_weights", "all style layer weights are zero"));
         }
-        let content_target = tch::no_grad(|| model.features(content_input, Needed::Content))?
+        // In fp32 whatever the model's precision, like the style targets.
+        let content_target = tch::no_grad(|| model.exact_features(content_input, Needed::Content))?
             .content
             .ok_or_else(|| Error::Torch("content features missing".into()))?;
         let (content_scale, style_scales) = match normalization {
@@ -333,7 +335,13 @@ impl<'a> Objective<'a> {
     /// The loss terms at `x` (model input `[1, 3, H, W]`), differentiable by
     /// autograd when `x` requires grad.
     pub fn losses(&self, x: &Tensor, weights: &Weights) -> Result<LossTensors> {
-        let features = self.model.features(x, Needed::All)?;
+        self.losses_with(x, weights, false)
+    }
+
+    /// [`Objective::losses`] through the model's exact fp32 network when `exact`.
+    pub fn losses_with(&self, x: &Tensor, weights: &Weights, exact: bool) -> Result<LossTensors> {
+        let features =
+            if exact { self.model.exact_features(x, Needed::All)? } else { self.model.features(x, Needed::All)? };
         let content = features.content.as_ref().ok_or_else(|| Error::Torch("content features missing".into()))?;
         self.terms(x, content, &features.style, weights)
     }
@@ -373,7 +381,13 @@ impl<'a> Objective<'a> {
     /// the TV term from `x`), and [`Vgg19::backward`] carries those
     /// gradients down to the input.
     pub fn value_and_grad(&self, x: &Tensor, weights: &Weights) -> Result<(LossTensors, Tensor)> {
-        let trace = self.model.trace(x)?;
+        self.value_and_grad_with(x, weights, false)
+    }
+
+    /// [`Objective::value_and_grad`] through the model's exact fp32 network
+    /// when `exact` (see [`Vgg19::trace_with`]).
+    pub fn value_and_grad_with(&self, x: &Tensor, weights: &Weights, exact: bool) -> Result<(LossTensors, Tensor)> {
+        let trace = self.model.trace_with(x, exact)?;
         let tap = |index: usize| -> Result<Tensor> { Ok(trace.activation(index)?.f_detach()?.set_requires_grad(true)) };
         let content_leaf = tap(CONTENT_LAYER_INDEX)?;
         let style_leaves = STYLE_LAYER_INDICES.iter().map(|&i| tap(i)).collect::<Result<Vec<_>>>()?;

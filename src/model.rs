@@ -134,9 +134,11 @@ impl InputConvention {
 pub enum Precision {
     /// Everything in fp32.
     Fp32,
-    /// Convolutions in bfloat16.
+    /// Convolutions in bfloat16 (the first one in fp32), accumulating in
+    /// fp32. On a CPU without native bfloat16 the same arithmetic is
+    /// emulated (see [`Bf16Kernels`]).
     Bf16,
-    /// Convolutions in fp16, the network run on activations scaled by 1/256
+    /// Convolutions in fp16 (the first one in fp32), the network run on activations scaled by 1/256
     /// (exactly, as ReLU networks are positively homogeneous) against
     /// overflow, and backward passes with their gradients scaled to fit.
     Fp16,
@@ -149,6 +151,33 @@ impl Precision {
             Self::Fp32 => Kind::Float,
             Self::Bf16 => Kind::BFloat16,
             Self::Fp16 => Kind::Half,
+        }
+    }
+
+    /// The smallest pixel change, display units (0..1), whose effect on the
+    /// input gradient stands clearly above this precision's rounding noise:
+    /// measured at 64², 100 evaluations into a run, gradient differences
+    /// across a bf16 step moving no pixel by more than 1/255 were 8-18 %
+    /// rounding error, across 1/2550 78-94 % (fp16 carries 3 bits more).
+    /// L-BFGS keeps no curvature pair from a shorter step.
+    pub fn resolution(self) -> f64 {
+        match self {
+            Self::Fp32 => 0.0,
+            Self::Bf16 => 2e-3,
+            Self::Fp16 => 2.5e-4,
+        }
+    }
+
+    /// How far the loss of one evaluation may stray from the exact one by
+    /// rounding alone, relative to the loss (0 for fp32). Measured at 64²,
+    /// reference normalisation, along a descent direction: bf16 loss
+    /// differences across steps of 0.01-0.1 Caffe units were off by
+    /// 3-10·10⁻⁴ of the loss.
+    pub fn loss_noise(self) -> f64 {
+        match self {
+            Self::Fp32 => 0.0,
+            Self::Bf16 => 1e-3,
+            Self::Fp16 => 1.25e-4,
         }
     }
 
@@ -168,6 +197,50 @@ impl Precision {
             Self::Fp32 => "fp32",
             Self::Bf16 => "bf16",
             Self::Fp16 => "fp16",
+        }
+    }
+}
+
+/// True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), as
+/// `/proc/cpuinfo` says, unless `ST_CPU_BF16=0` or `ST_CPU_BF16=1` in the
+/// environment says otherwise (so that tests cover both answers on any
+/// machine). Read once per process.
+pub fn cpu_has_bf16() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| match std::env::var("ST_CPU_BF16").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => std::fs::read_to_string("/proc/cpuinfo")
+            .map(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("flags"))
+                    .is_some_and(|flags| flags.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"))
+            })
+            .unwrap_or(false),
+    })
+}
+
+/// How bf16 convolutions are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Kernels {
+    /// libtorch's bf16 kernels (CUDA, or a CPU with native bfloat16).
+    Native,
+    /// fp32 kernels on bf16 values: weights, every convolution's input and
+    /// output rounded to bf16 (round to nearest even), products accumulated
+    /// in fp32, which is what native bf16 convolutions compute. On a CPU
+    /// without native bfloat16 this runs at fp32 speed, where libtorch's own
+    /// bf16 kernels there are 4-8 times slower than fp32.
+    Emulated,
+}
+
+impl Bf16Kernels {
+    /// The kernels bf16 runs with on `device`: native on CUDA and on CPUs
+    /// with native bfloat16 ([`cpu_has_bf16`]), else emulated.
+    pub fn for_device(device: Device) -> Self {
+        if device.is_cuda() || cpu_has_bf16() {
+            Self::Native
+        } else {
+            Self::Emulated
         }
     }
 }
@@ -194,6 +267,10 @@ pub struct Features {
 
 /// One convolution's parameters in the layouts its kernels want.
 struct Conv {
+    /// The arithmetic this layer runs in (fp32, bf16 or fp16). Its tensors
+    /// are stored in this kind, except under bf16 emulation, where they are
+    /// fp32 tensors holding bf16 values.
+    arithmetic: Kind,
     /// `[out, in, 3, 3]`, in the engine's layout (channels-last when enabled).
     weight: Tensor,
     bias: Tensor,
@@ -218,6 +295,8 @@ pub struct Trace {
     pool_indices: Vec<Option<Tensor>>,
     /// What the stored activations are multiplied by (see [`Vgg19::activation_scale`]).
     scale: f64,
+    /// Whether the pass ran the exact (fp32) network.
+    exact: bool,
 }
 
 impl Trace {
@@ -244,6 +323,16 @@ const FP16_ACTIVATION_SCALE: f64 = 1.0 / 256.0;
 /// The network, resident on one device in one precision.
 pub struct Vgg19 {
     convs: Vec<Conv>,
+    /// The same network in fp32 (weights as the file holds them, engine
+    /// layout), for the content and style targets, which are computed in
+    /// fp32 whatever the run's precision, and for evaluations that must see
+    /// past the precision's rounding ([`Vgg19::trace_with`]); `None` when the
+    /// network itself is fp32.
+    exact: Option<Vec<Conv>>,
+    /// bf16 without native kernels: fp32 arithmetic on bf16 values, every
+    /// convolution's inputs, weights and outputs rounded to bf16 (see
+    /// [`Bf16Kernels`]).
+    emulated: bool,
     convention: InputConvention,
     weights_sha256: String,
     path: PathBuf,
@@ -280,14 +369,31 @@ fn nnpack_ready() -> bool {
 impl Vgg19 {
     /// Loads a model file written by `tools/convert_vgg19.py` (safetensors,
     /// conv1_1..conv5_1, metadata `input_convention`). Every layer's presence,
-    /// shape, dtype and finiteness is checked.
+    /// shape, dtype and finiteness is checked. bf16 uses the kernels
+    /// [`Bf16Kernels::for_device`] picks.
     pub fn load(path: &Path, device: Device, precision: Precision) -> Result<Self> {
+        Self::load_with(path, device, precision, Bf16Kernels::for_device(device))
+    }
+
+    /// Like [`Vgg19::load`], with bf16's kernels chosen by the caller.
+    pub fn load_with(path: &Path, device: Device, precision: Precision, kernels: Bf16Kernels) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| model_error(path, format!("cannot read: {e}")))?;
-        Self::from_bytes(&bytes, path, device, precision)
+        Self::from_bytes_with(&bytes, path, device, precision, kernels)
     }
 
     /// Like [`Vgg19::load`], from the file's bytes; `path` is used in messages only.
     pub fn from_bytes(bytes: &[u8], path: &Path, device: Device, precision: Precision) -> Result<Self> {
+        Self::from_bytes_with(bytes, path, device, precision, Bf16Kernels::for_device(device))
+    }
+
+    /// Like [`Vgg19::from_bytes`], with bf16's kernels chosen by the caller.
+    pub fn from_bytes_with(
+        bytes: &[u8],
+        path: &Path,
+        device: Device,
+        precision: Precision,
+        kernels: Bf16Kernels,
+    ) -> Result<Self> {
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| model_error(path, format!("not a safetensors model file ({e})")))?;
         let metadata: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
@@ -299,9 +405,11 @@ impl Vgg19 {
         let weights_sha256 = metadata.get("weights_sha256").cloned().unwrap_or_default();
         let tensors =
             SafeTensors::deserialize(bytes).map_err(|e| model_error(path, format!("corrupt tensor data ({e})")))?;
-        let kind = precision.kind();
+        let emulated = precision == Precision::Bf16 && kernels == Bf16Kernels::Emulated;
+        let scale = activation_scale(precision);
         let mut convs = Vec::with_capacity(LAYERS.len());
-        for (name, cin, cout) in LAYERS {
+        let mut exact = Vec::with_capacity(LAYERS.len());
+        for (index, (name, cin, cout)) in LAYERS.into_iter().enumerate() {
             let weight = load_tensor(&tensors, path, &format!("{name}.weight"), &[cout, cin, 3, 3])?;
             let bias = load_tensor(&tensors, path, &format!("{name}.bias"), &[cout])?;
             let finite = weight.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0
@@ -309,13 +417,25 @@ impl Vgg19 {
             if !finite {
                 return Err(model_error(path, format!("{name} holds NaN or infinite values")));
             }
-            let weight = weight.f_to_device(device)?.f_to_kind(kind)?;
-            let bias = bias.f_mul_scalar(activation_scale(precision))?.f_to_device(device)?.f_to_kind(kind)?;
-            let weight_t = weight.f_transpose(0, 1)?.f_flip([2, 3])?.f_contiguous()?;
-            convs.push(Conv { weight, bias, weight_t, nnpack: None });
+            let (weight, bias) = (weight.f_to_device(device)?, bias.f_to_device(device)?);
+
+            let arithmetic = layer_arithmetic(precision, index);
+            let storage = if emulated { Kind::Float } else { arithmetic };
+            // Rounded to the arithmetic's kind, then stored in the storage kind.
+            let stored = |t: &Tensor| -> Result<Tensor> { Ok(t.f_to_kind(arithmetic)?.f_to_kind(storage)?) };
+            let layer_weight = stored(&weight)?;
+            let layer_bias = stored(&bias.f_mul_scalar(scale)?)?;
+            let weight_t = layer_weight.f_transpose(0, 1)?.f_flip([2, 3])?.f_contiguous()?;
+            convs.push(Conv { arithmetic, weight: layer_weight, bias: layer_bias, weight_t, nnpack: None });
+            if precision != Precision::Fp32 {
+                let weight_t = weight.f_transpose(0, 1)?.f_flip([2, 3])?.f_contiguous()?;
+                exact.push(Conv { arithmetic: Kind::Float, weight, bias, weight_t, nnpack: None });
+            }
         }
         Ok(Self {
             convs,
+            exact: (precision != Precision::Fp32).then_some(exact),
+            emulated,
             convention,
             weights_sha256,
             path: path.to_path_buf(),
@@ -333,6 +453,10 @@ impl Vgg19 {
             return Ok(());
         }
         for conv in &mut self.convs {
+            conv.weight = layout(&conv.weight, enabled)?;
+            conv.weight_t = layout(&conv.weight_t, enabled)?;
+        }
+        for conv in self.exact.iter_mut().flatten() {
             conv.weight = layout(&conv.weight, enabled)?;
             conv.weight_t = layout(&conv.weight_t, enabled)?;
         }
@@ -368,11 +492,57 @@ impl Vgg19 {
         self.allow_nnpack && in_channels >= NNPACK_MIN_CHANNELS && size[2] * size[3] >= NNPACK_MIN_PIXELS
     }
 
-    /// Layer `index`'s 3×3 convolution (no ReLU).
-    fn conv_forward(&self, index: usize, input: &Tensor) -> Result<Tensor> {
-        let conv = &self.convs[index];
+    /// `t` as layer `index`'s arithmetic takes it: converted to its storage
+    /// kind, and under emulation rounded to its kind when `t` may hold
+    /// values it cannot represent (`t` comes from a layer of another kind).
+    fn layer_operand(&self, convs: &[Conv], index: usize, t: &Tensor, from: Option<Kind>) -> Result<Tensor> {
+        let conv = &convs[index];
+        if self.emulated && conv.arithmetic != Kind::Float {
+            if from != Some(conv.arithmetic) {
+                return Ok(t.f_to_kind(conv.arithmetic)?.f_to_kind(Kind::Float)?);
+            }
+            return Ok(t.shallow_clone());
+        }
+        let storage = conv.weight.kind();
+        Ok(if t.kind() == storage { t.shallow_clone() } else { t.f_to_kind(storage)? })
+    }
+
+    /// Under emulation, `t` (a result of layer `index`) rounded to the
+    /// layer's kind, as a native kernel's output would be.
+    fn layer_result(&self, convs: &[Conv], index: usize, t: Tensor) -> Result<Tensor> {
+        let arithmetic = convs[index].arithmetic;
+        if self.emulated && arithmetic != Kind::Float {
+            Ok(t.f_to_kind(arithmetic)?.f_to_kind(Kind::Float)?)
+        } else {
+            Ok(t)
+        }
+    }
+
+    /// The kind of values layer `index`'s input holds (its predecessor's
+    /// arithmetic; the network input is fp32).
+    fn input_arithmetic(convs: &[Conv], index: usize) -> Kind {
+        if index == 0 {
+            Kind::Float
+        } else {
+            convs[index - 1].arithmetic
+        }
+    }
+
+    /// The network a pass runs: the precision's, or the exact fp32 one.
+    fn network(&self, exact: bool) -> &[Conv] {
+        match (&self.exact, exact) {
+            (Some(exact), true) => exact,
+            _ => &self.convs,
+        }
+    }
+
+    /// Layer `index`'s 3×3 convolution (no ReLU) of the previous layer's
+    /// output (or the network input).
+    fn conv_forward(&self, convs: &[Conv], index: usize, input: &Tensor) -> Result<Tensor> {
+        let conv = &convs[index];
+        let input = self.layer_operand(convs, index, input, Some(Self::input_arithmetic(convs, index)))?;
         if let Some(nn) = &conv.nnpack {
-            if self.wants_nnpack(input, LAYERS[index].1) {
+            if self.wants_nnpack(&input, LAYERS[index].1) {
                 return Ok(input.f_contiguous()?.f_internal_nnpack_spatial_convolution(
                     &nn.weight,
                     Some(&conv.bias),
@@ -381,13 +551,15 @@ impl Vgg19 {
                 )?);
             }
         }
-        Ok(layout(input, self.channels_last)?.f_conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1)?)
+        let output =
+            layout(&input, self.channels_last)?.f_conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1)?;
+        self.layer_result(convs, index, output)
     }
 
     /// Gradient with respect to layer `index`'s input, given the gradient
-    /// with respect to its (pre-ReLU) output.
-    fn conv_input_grad(&self, index: usize, grad_output: &Tensor) -> Result<Tensor> {
-        let conv = &self.convs[index];
+    /// with respect to its (pre-ReLU) output (in the layer's kind).
+    fn conv_input_grad(&self, convs: &[Conv], index: usize, grad_output: &Tensor) -> Result<Tensor> {
+        let conv = &convs[index];
         if let Some(nn) = &conv.nnpack {
             if self.wants_nnpack(grad_output, LAYERS[index].2) && LAYERS[index].1 >= NNPACK_MIN_CHANNELS {
                 return Ok(grad_output.f_contiguous()?.f_internal_nnpack_spatial_convolution(
@@ -398,23 +570,33 @@ impl Vgg19 {
                 )?);
             }
         }
-        Ok(layout(grad_output, self.channels_last)?.f_conv2d(
+        let grad = layout(grad_output, self.channels_last)?.f_conv2d(
             &conv.weight_t,
             None::<&Tensor>,
             [1, 1],
             [1, 1],
             [1, 1],
             1,
-        )?)
+        )?;
+        self.layer_result(convs, index, grad)
     }
 
     /// Forward pass to conv5_1 keeping what [`Vgg19::backward`] needs. No
     /// autograd graph is built: the backward pass is written out by hand,
     /// which lets each convolution use the fastest kernel for its shape.
     pub fn trace(&self, x: &Tensor) -> Result<Trace> {
+        self.trace_with(x, false)
+    }
+
+    /// [`Vgg19::trace`] through the exact fp32 network when `exact` (and the
+    /// model has one), else through the precision's.
+    pub fn trace_with(&self, x: &Tensor, exact: bool) -> Result<Trace> {
         let _guard = tch::no_grad_guard();
+        let exact = exact && self.exact.is_some();
+        let convs = self.network(exact);
+        let scale = if exact { 1.0 } else { self.activation_scale() };
         let last = STYLE_LAYER_INDICES[4];
-        let mut h = self.network_input(x)?;
+        let mut h = if scale == 1.0 { x.shallow_clone() } else { x.f_mul_scalar(scale)? };
         let mut relu = Vec::with_capacity(last + 1);
         let mut pool_indices = Vec::with_capacity(last + 1);
         for index in 0..=last {
@@ -425,37 +607,56 @@ impl Vgg19 {
             } else {
                 pool_indices.push(None);
             }
-            h = self.conv_forward(index, &h)?.f_relu()?;
+            h = self.conv_forward(convs, index, &h)?.f_relu()?;
             relu.push(h.shallow_clone());
         }
-        Ok(Trace { relu, pool_indices, scale: self.activation_scale() })
+        Ok(Trace { relu, pool_indices, scale, exact })
     }
 
     /// Gradient with respect to the network input, given gradients with
     /// respect to some layers' ReLU outputs (`(layer index, gradient)` in any
-    /// order; gradients in fp32 or the model's precision).
+    /// order; gradients in fp32 or the model's precision). Where gradients
+    /// meet (a tapped layer below another), they are added in fp32 and
+    /// rounded once to the layer's kind.
     pub fn backward(&self, trace: &Trace, x: &Tensor, taps: &[(usize, Tensor)]) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
-        let kind = self.precision.kind();
         let deepest = taps.iter().map(|(i, _)| *i).max().ok_or_else(|| Error::invalid("taps", "no gradient given"))?;
-        let scale = if self.precision == Precision::Fp16 { Some(fp16_gradient_scale(taps)?) } else { None };
+        let convs = self.network(trace.exact);
+        let scale =
+            if self.precision == Precision::Fp16 && !trace.exact { Some(fp16_gradient_scale(taps)?) } else { None };
+        // The gradient with respect to the output of layer `index`, as it arrives from above.
         let mut grad: Option<Tensor> = None;
         for index in (0..=deepest).rev() {
+            let arriving = grad.take();
+            let mut sum: Option<Tensor> = None;
             for (_, g) in taps.iter().filter(|(i, _)| *i == index) {
                 let g = match &scale {
-                    Some(scale) => g.f_mul(scale)?.f_to_kind(kind)?,
-                    None => g.f_to_kind(kind)?,
+                    Some(scale) => g.f_mul(scale)?,
+                    None => g.shallow_clone(),
                 };
-                grad = Some(match grad {
-                    Some(sum) => sum.f_add(&g)?,
-                    None => g,
+                sum = Some(match sum {
+                    Some(total) => total.f_add(&g.f_to_kind(Kind::Float)?)?,
+                    None => g.f_to_kind(Kind::Float)?,
                 });
             }
-            let Some(g) = grad.take() else { continue };
+            let g = match (arriving, sum) {
+                (None, None) => continue,
+                (Some(a), None) => self.layer_operand(convs, index, &a, Some(convs[index + 1].arithmetic))?,
+                (a, Some(total)) => {
+                    let total = match a {
+                        Some(a) => total.f_add(&a.f_to_kind(Kind::Float)?)?,
+                        None => total,
+                    };
+                    self.layer_operand(convs, index, &total, None)?
+                }
+            };
             let pre_relu = trace.relu[index].f_threshold_backward(&g, 0.0)?;
-            let mut g = self.conv_input_grad(index, &pre_relu)?;
+            let mut g = self.conv_input_grad(convs, index, &pre_relu)?;
             if let Some(indices) = &trace.pool_indices[index] {
                 let pool_input = &trace.relu[index - 1];
+                if g.kind() != pool_input.kind() {
+                    g = g.f_to_kind(pool_input.kind())?;
+                }
                 g = pool_input.f_max_pool2d_with_indices_backward(
                     &g,
                     [2, 2],
@@ -482,11 +683,11 @@ impl Vgg19 {
         activation_scale(self.precision)
     }
 
-    /// `x` (fp32 model input) as the first layer takes it.
+    /// `x` (fp32 model input) scaled as the network takes it (the first
+    /// layer converts it to its own kind).
     fn network_input(&self, x: &Tensor) -> Result<Tensor> {
         let scale = self.activation_scale();
-        let x = if scale == 1.0 { x.shallow_clone() } else { x.f_mul_scalar(scale)? };
-        Ok(x.f_to_kind(self.precision.kind())?)
+        Ok(if scale == 1.0 { x.shallow_clone() } else { x.f_mul_scalar(scale)? })
     }
 
     /// The input convention the file declares.
@@ -517,7 +718,15 @@ impl Vgg19 {
     /// Bytes the weights take on the device (both kernel layouts and biases).
     pub fn weight_bytes(&self) -> u64 {
         let bytes = |t: &Tensor| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64;
-        self.convs.iter().map(|c| bytes(&c.weight) + bytes(&c.weight_t) + bytes(&c.bias)).sum()
+        let network: u64 = self.convs.iter().map(|c| bytes(&c.weight) + bytes(&c.weight_t) + bytes(&c.bias)).sum();
+        let exact: u64 =
+            self.exact.iter().flatten().map(|c| bytes(&c.weight) + bytes(&c.weight_t) + bytes(&c.bias)).sum();
+        network + exact
+    }
+
+    /// Whether bf16 runs emulated (see [`Bf16Kernels`]).
+    pub fn bf16_emulated(&self) -> bool {
+        self.emulated
     }
 
     /// Runs the network on `x` (`[1, 3, H, W]` model input, fp32) and returns
@@ -538,7 +747,7 @@ impl Vgg19 {
             if POOL_BEFORE.contains(&index) {
                 h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
             }
-            h = self.conv_forward(index, &h)?.f_relu()?;
+            h = self.conv_forward(&self.convs, index, &h)?.f_relu()?;
             let wants_style = needed != Needed::Content && STYLE_LAYER_INDICES.contains(&index);
             if wants_style {
                 style.push(unscale(&h, scale)?);
@@ -548,6 +757,58 @@ impl Vgg19 {
             }
         }
         Ok(Features { style, content })
+    }
+
+    /// Like [`Vgg19::features`], in fp32 whatever the network's precision:
+    /// the fp32 weights, fp32 arithmetic, no activation scaling. Content and
+    /// style targets come from here, so they are the same at every precision
+    /// (and a style pack is the same whichever precision made it).
+    pub fn exact_features(&self, x: &Tensor, needed: Needed) -> Result<Features> {
+        let Some(exact) = &self.exact else {
+            return self.features(x, needed);
+        };
+        let last = match needed {
+            Needed::Content => CONTENT_LAYER_INDEX,
+            Needed::Style | Needed::All => STYLE_LAYER_INDICES[4],
+        };
+        let mut h = x.f_to_kind(Kind::Float)?;
+        let mut style = Vec::new();
+        let mut content = None;
+        for index in 0..=last {
+            if POOL_BEFORE.contains(&index) {
+                h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
+            }
+            h = self.conv_forward(exact, index, &h)?.f_relu()?;
+            if needed != Needed::Content && STYLE_LAYER_INDICES.contains(&index) {
+                style.push(h.shallow_clone());
+            }
+            if needed != Needed::Style && index == CONTENT_LAYER_INDEX {
+                content = Some(h.shallow_clone());
+            }
+        }
+        Ok(Features { style, content })
+    }
+
+    /// Whether the model holds an exact fp32 network beside its own (every
+    /// precision but fp32).
+    pub fn has_exact(&self) -> bool {
+        self.exact.is_some()
+    }
+}
+
+/// Whether the first convolution runs in fp32 at every precision. It sees
+/// the fp32 input: a step of the optimiser smaller than the input's bf16
+/// resolution (0.25 to 1 unit of Caffe input over most of its range) still
+/// reaches the network, and relu1_1's style term is exact. It costs little:
+/// three input channels.
+const FIRST_LAYER_FP32: bool = true;
+
+/// The arithmetic of layer `index` at `precision`.
+fn layer_arithmetic(precision: Precision, index: usize) -> Kind {
+    if index == 0 && FIRST_LAYER_FP32 {
+        Kind::Float
+    } else {
+        precision.kind()
     }
 }
 

@@ -27,6 +27,10 @@ fn create_pack(dir: &Path, name: &str, styles: &[&str], blend: Option<&str>) -> 
 }
 
 fn run(dir: &Path, out: &str, style_args: &[&str]) -> Vec<u8> {
+    run_at(dir, out, style_args, "fp32")
+}
+
+fn run_at(dir: &Path, out: &str, style_args: &[&str], precision: &str) -> Vec<u8> {
     let out = dir.join(out);
     let content = sample("coffee.jpg");
     let mut args = vec![
@@ -45,7 +49,7 @@ fn run(dir: &Path, out: &str, style_args: &[&str]) -> Vec<u8> {
         "--device",
         "cpu",
         "--precision",
-        "fp32",
+        precision,
     ];
     args.extend_from_slice(style_args);
     let output = stylize(&args);
@@ -76,6 +80,45 @@ fn a_run_with_a_pack_equals_the_run_with_its_images() {
     let mixed = run(&dir, "mixed.png", &["--style-pack", &pack_arg, "--style-pack", &blend_arg]);
     assert_ne!(mixed, by_pack);
     assert_ne!(mixed, by_blend_pack);
+    // Targets are fp32 at every precision: the same holds for bf16 and fp16 runs.
+    for precision in ["bf16", "fp16"] {
+        let by_image = run_at(&dir, "image.png", &["--style", sample("swirls.jpg").to_str().unwrap()], precision);
+        let by_pack = run_at(&dir, "pack.png", &["--style-pack", swirls.to_str().unwrap()], precision);
+        assert_eq!(by_image, by_pack, "{precision}: pack and image runs differ");
+    }
+}
+
+/// The same sources and model give the same pack, byte for byte, whatever
+/// the precision of the engine that made it.
+#[test]
+fn packs_are_byte_identical_at_every_precision() {
+    use styletransfer::model::Bf16Kernels;
+    use styletransfer::{DeviceChoice, Engine, EngineOptions, Precision, StyleImage, StylePack};
+    let dir = scratch("packs-precision");
+    let style = styletransfer::image::load(&sample("dabs.jpg")).unwrap().rgb.resize(120, 90).unwrap();
+    let styles = [StyleImage { image: style, weight: 1.0 }];
+    let mut files = Vec::new();
+    for (precision, kernels) in [
+        (Precision::Fp32, None),
+        (Precision::Bf16, Some(Bf16Kernels::Emulated)),
+        (Precision::Bf16, Some(Bf16Kernels::Native)),
+        (Precision::Fp16, None),
+    ] {
+        let engine = Engine::new(&EngineOptions {
+            model_path: support::model(),
+            device: DeviceChoice::Cpu,
+            precision: Some(precision),
+            bf16_kernels: kernels,
+            threads: None,
+        })
+        .unwrap();
+        let path = dir.join(format!("{}-{kernels:?}.stpack", precision.name()));
+        StylePack::create(&engine, &styles, "Dabs").unwrap().save(&path).unwrap();
+        files.push((path.clone(), std::fs::read(&path).unwrap()));
+    }
+    for (path, bytes) in &files[1..] {
+        assert!(bytes == &files[0].1, "{} differs from {}", path.display(), files[0].0.display());
+    }
 }
 
 #[test]

@@ -51,6 +51,7 @@ fn check(model_path: &Path, dir: &Path, label: &str) {
         model_path: model_path.to_path_buf(),
         device: DeviceChoice::Cpu,
         precision: Some(Precision::Fp32),
+        bf16_kernels: None,
         threads: None,
     })
     .expect("engine");

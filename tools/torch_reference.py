@@ -75,9 +75,13 @@ def synthetic(size, seed):
 
 
 def read_image(path, size):
+    """RGB in 0..1, [H, W, 3], resized to size×size (size 0: as it is)."""
     from PIL import Image
-    im = Image.open(path).convert("RGB").resize((size, size), Image.LANCZOS)
-    return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3).float() / 255
+    im = Image.open(path).convert("RGB")
+    if size:
+        im = im.resize((size, size), Image.LANCZOS)
+    w, h = im.size
+    return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(h, w, 3).float() / 255
 
 
 def stylise(weights, device, size, evals, content_rgb, style_rgb, cw, sw):

@@ -73,10 +73,10 @@ struct Cli {
     /// L-BFGS step length strategy.
     #[arg(long, value_enum, default_value_t = LineSearchArg::Backtracking)]
     line_search: LineSearchArg,
-    /// Largest pixel change of L-BFGS's first step, display units [default:
-    /// torch's rule, a step of min(1, 1/|g|₁)].
-    #[arg(long, value_name = "D")]
-    first_step: Option<f64>,
+    /// Largest pixel change of L-BFGS's first step, display units, or
+    /// `torch` for torch.optim.LBFGS's rule (a step of min(1, 1/|g|₁)) [default: 0.01].
+    #[arg(long, value_name = "D|torch", value_parser = parse_first_step)]
+    first_step: Option<FirstStep>,
     /// L-BFGS history size.
     #[arg(long, value_name = "N", default_value_t = 100)]
     history: usize,
@@ -108,7 +108,10 @@ struct Cli {
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     device: String,
-    /// Convolution precision [default: fp32 on CPU, bf16 on CUDA].
+    /// Convolution precision [default: bf16 on CUDA and on CPUs with native
+    /// bfloat16 (AVX-512 BF16, AMX; `ST_CPU_BF16=0|1` overrides the
+    /// detection), fp32 on other CPUs]. Targets are computed in fp32 at
+    /// every precision; bf16 on a CPU without native bfloat16 is emulated.
     #[arg(long, value_enum)]
     precision: Option<PrecisionArg>,
     /// CPU threads [default: libtorch's choice].
@@ -205,6 +208,23 @@ enum NormalizationArg {
     Reference,
 }
 
+/// `--first-step`: a largest pixel change, or torch's rule.
+#[derive(Clone, Copy, Debug)]
+enum FirstStep {
+    Torch,
+    Change(f64),
+}
+
+fn parse_first_step(value: &str) -> std::result::Result<FirstStep, String> {
+    if value == "torch" {
+        return Ok(FirstStep::Torch);
+    }
+    match value.parse::<f64>() {
+        Ok(change) if change.is_finite() && change > 0.0 => Ok(FirstStep::Change(change)),
+        _ => Err(format!("`{value}` is neither a positive number nor `torch`")),
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum PrecisionArg {
     Fp32,
@@ -280,7 +300,9 @@ fn pack(command: &PackCommand) -> Result<()> {
             let engine = Engine::new(&EngineOptions {
                 model_path: find_model(model.as_deref())?,
                 device,
-                precision: None,
+                // Targets are fp32 at every precision: the pack is the same whichever.
+                precision: Some(Precision::Fp32),
+                bf16_kernels: None,
                 threads: None,
             })?;
             let started = std::time::Instant::now();
@@ -382,6 +404,7 @@ fn run(cli: &Cli) -> Result<()> {
             PrecisionArg::Bf16 => Precision::Bf16,
             PrecisionArg::Fp16 => Precision::Fp16,
         }),
+        bf16_kernels: None,
         threads: cli.threads,
     })?;
     for (path, weight) in packs {
@@ -390,7 +413,11 @@ fn run(cli: &Cli) -> Result<()> {
     let optimizer = match cli.optimizer {
         OptimizerArg::Lbfgs => Optimizer::Lbfgs(LbfgsOptions {
             history: cli.history,
-            first_step: cli.first_step,
+            first_step: match cli.first_step {
+                None => default_lbfgs().first_step,
+                Some(FirstStep::Torch) => None,
+                Some(FirstStep::Change(change)) => Some(change),
+            },
             line_search: match cli.line_search {
                 LineSearchArg::Fixed => LineSearch::Fixed,
                 LineSearchArg::StrongWolfe => LineSearch::StrongWolfe,
@@ -470,6 +497,7 @@ fn run(cli: &Cli) -> Result<()> {
             "seconds": r.seconds,
             "device": r.device,
             "precision": r.precision.name(),
+            "bf16_emulated": r.bf16_emulated,
             "content_size": [r.content_size.0, r.content_size.1],
             "working_size": [working.0, working.1],
             "output_size": [output.image.width(), output.image.height()],

@@ -106,13 +106,19 @@ pub const ST_IMAGE_LINEAR: u32 = 1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum st_precision {
-    /// bf16 on CUDA and on CPUs with native bfloat16, else fp32.
+    /// bf16 on CUDA and on CPUs with native bfloat16 (AVX-512 BF16 or AMX;
+    /// the environment variable `ST_CPU_BF16=0` or `1` overrides the
+    /// detection), else fp32.
     ST_PRECISION_AUTO = 0,
     /// fp32.
     ST_PRECISION_FP32 = 1,
-    /// bfloat16.
+    /// bfloat16 convolutions accumulating in fp32 (the first layer, the
+    /// content and style targets, Gram matrices and losses in fp32). On a
+    /// CPU without native bfloat16 the same arithmetic is emulated at about
+    /// fp32's speed.
     ST_PRECISION_BF16 = 2,
-    /// fp16.
+    /// fp16 convolutions on scaled activations (the first layer, targets,
+    /// Gram matrices and losses in fp32).
     ST_PRECISION_FP16 = 3,
 }
 
@@ -617,6 +623,7 @@ unsafe fn create(options: *const st_options) -> Result<st_context> {
         model_path,
         device,
         precision,
+        bf16_kernels: None,
         threads: (options.threads > 0).then_some(options.threads as usize),
     })?;
     Ok(st_context {

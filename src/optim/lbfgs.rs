@@ -52,6 +52,15 @@ impl Default for LbfgsOptions {
     }
 }
 
+/// With `ST_TRACE_LBFGS=1` in the environment, every iteration prints one
+/// line to standard error: the loss, the first trial step, each trial's
+/// step and loss, the curvature pair's `y·s`, whether it was kept, and
+/// `h_diag`. A diagnostic for the optimiser and the precision policy.
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("ST_TRACE_LBFGS").is_some_and(|v| v != "0"))
+}
+
 fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok(a.f_dot(b)?.f_double_value(&[])?)
 }
@@ -236,7 +245,10 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
     let mut previous: Option<(Tensor, Tensor)> = None;
     let mut h_diag = 1.0;
     let mut generation = current.generation;
-    let mut first = true;
+    // Until a curvature pair has been kept, h_diag says nothing about the
+    // problem's scale, and steps are sized by the first-step rule.
+    let mut calibrated = false;
+    let resolution = problem.resolution();
 
     while evals < max_evals {
         let g = &current.grad;
@@ -255,9 +267,24 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
             // Keep the pair only under clearly positive curvature. The test is
             // on the cosine of (s, y), so it holds whatever the scale of the
             // variable and of the loss (a fixed threshold on ys does not).
-            if ys > 1e-10 * (ss * yy).sqrt() && ys > 0.0 {
+            // A step below the evaluation's resolution changes the gradient
+            // by little more than its rounding noise.
+            let resolved = resolution <= 0.0 || s.f_abs()?.f_max()?.f_double_value(&[])? >= resolution;
+            let kept = ys > 1e-10 * (ss * yy).sqrt() && ys > 0.0 && resolved;
+            if kept {
                 h_diag = ys / yy;
                 history.push(&s, &y)?;
+                calibrated = true;
+            }
+            if tracing() {
+                let cosine = ys / (ss * yy).sqrt().max(f64::MIN_POSITIVE);
+                eprintln!(
+                    "lbfgs: pair y.s {ys:.3e} |s| {:.3e} |y| {:.3e} cos {cosine:.3e} {} h_diag {h_diag:.3e} pairs {}",
+                    ss.sqrt(),
+                    yy.sqrt(),
+                    if kept { "kept" } else { "dropped" },
+                    history.filled()
+                );
             }
         }
         let mut d = history.direction(g, h_diag)?;
@@ -272,7 +299,7 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
             }
         }
         let mut t = options.step;
-        if first {
+        if !calibrated {
             t = match options.first_step {
                 Some(change) => {
                     let largest = d.f_abs()?.f_max()?.f_double_value(&[])?;
@@ -287,7 +314,14 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
                     options.step * (1.0 / g_l1).min(1.0)
                 }
             };
-            first = false;
+        }
+        if tracing() {
+            let largest = d.f_abs()?.f_max()?.f_double_value(&[])?;
+            eprintln!(
+                "lbfgs: eval {evals} loss {:.6e} g.d {gtd:.3e} first trial t {t:.3e} (largest change {:.3e})",
+                current.loss,
+                t * largest
+            );
         }
         let g_prev = g.shallow_clone();
         let (x_new, eval, used, t_taken) = match options.line_search {
@@ -299,7 +333,45 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
             LineSearch::Backtracking => {
                 let budget = max_evals - evals;
                 let start = (current.loss, gtd, current.generation);
-                let (t, x_new, eval, used) = backtrack(problem, &x, &d, t, start, budget, &mut best)?;
+                let (t, x_new, eval, used, accepted) = backtrack(problem, &x, &d, t, start, budget, &mut best)?;
+                if !accepted && used < budget {
+                    // No trial lowered the loss enough. If the quasi-Newton model
+                    // was in use, it is wrong here (under rounding noise, corrupted
+                    // by it): start afresh from a steepest-descent step of the
+                    // first-step length. If that step failed too, the point is at
+                    // the evaluation's resolution: ask for exact evaluations and
+                    // start afresh from this point evaluated exactly.
+                    let was_calibrated = calibrated;
+                    let refined = !calibrated && problem.refine();
+                    history.clear();
+                    calibrated = false;
+                    h_diag = 1.0;
+                    evals += used;
+                    previous = None;
+                    if tracing() {
+                        let what = if refined { "exact evaluations from now on" } else { "history dropped" };
+                        eprintln!("lbfgs: line search failed: {what}");
+                    }
+                    if refined {
+                        if evals >= max_evals {
+                            break;
+                        }
+                        current = problem.evaluate(&x)?;
+                        evals += 1;
+                        best.offer(&x, &current)?;
+                    } else if !was_calibrated {
+                        // A failed fresh start that nothing can refine: move on
+                        // rather than repeat the same trials from the same point.
+                        best.offer(&x_new, &eval)?;
+                        x = x_new;
+                        current = eval;
+                    }
+                    // (Else stay at x: the failed trials were all worse.)
+                    if !current.loss.is_finite() {
+                        break;
+                    }
+                    continue;
+                }
                 (x_new, eval, used, t)
             }
             LineSearch::StrongWolfe => {
@@ -322,8 +394,9 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
 }
 
 /// Armijo backtracking along `d` from `x`: returns the accepted step, the
-/// point, its evaluation and the evaluations used (≥ 1). When the budget
-/// runs out the last trial is returned.
+/// point, its evaluation, the evaluations used (≥ 1) and whether the step
+/// was accepted. When the trials or the budget run out the last trial is
+/// returned, not accepted.
 #[allow(clippy::too_many_arguments)]
 fn backtrack(
     problem: &mut dyn Problem,
@@ -333,7 +406,7 @@ fn backtrack(
     (loss0, gtd0, generation): (f64, f64, u64),
     budget: usize,
     best: &mut Best,
-) -> Result<(f64, Tensor, Evaluation, usize)> {
+) -> Result<(f64, Tensor, Evaluation, usize, bool)> {
     const C1: f64 = 1e-4;
     const MAX_TRIALS: usize = 10;
     let budget = budget.clamp(1, MAX_TRIALS);
@@ -344,11 +417,15 @@ fn backtrack(
         let eval = problem.evaluate(&point)?;
         used += 1;
         best.offer(&point, &eval)?;
+        if tracing() {
+            eprintln!("lbfgs:   trial t {t:.3e} loss {:.6e} (change {:+.3e})", eval.loss, eval.loss - loss0);
+        }
         // A changed objective (weights set mid-run) makes the comparison
         // meaningless: take the step; the caller resets its history.
         let changed = eval.generation != generation;
-        if changed || eval.loss <= loss0 + C1 * t * gtd0 || used >= budget {
-            return Ok((t, point, eval, used));
+        let accepted = changed || eval.loss <= loss0 + C1 * t * gtd0 + problem.loss_tolerance(loss0);
+        if accepted || used >= budget {
+            return Ok((t, point, eval, used, accepted));
         }
         // Minimiser of the parabola through f(0), f'(0) and f(t), kept in [t/10, t/2].
         let curvature = eval.loss - loss0 - gtd0 * t;

@@ -28,6 +28,31 @@ pub struct Evaluation {
 pub trait Problem {
     /// Value and gradient at `x` (a flat fp32 tensor).
     fn evaluate(&mut self, x: &Tensor) -> Result<Evaluation>;
+
+    /// The smallest change of a component, in the variable's units, whose
+    /// effect on the gradient stands above the evaluation's rounding noise
+    /// (0 for exact arithmetic). L-BFGS keeps no curvature pair from a
+    /// shorter step: its gradient difference would be mostly noise.
+    fn resolution(&self) -> f64 {
+        0.0
+    }
+
+    /// Asked when the optimiser can no longer make progress at the
+    /// evaluation's resolution: a problem that can evaluate more exactly
+    /// (a bf16 or fp16 run, in fp32) does so from the next evaluation on,
+    /// reports a new [`Evaluation::generation`] and returns true; others
+    /// return false.
+    fn refine(&mut self) -> bool {
+        false
+    }
+
+    /// How far apart two evaluations' losses may be from rounding alone,
+    /// near a loss of `loss` (0 for exact arithmetic). A line search takes
+    /// a step whose loss is within this of what it asks for.
+    fn loss_tolerance(&self, loss: f64) -> f64 {
+        let _ = loss;
+        0.0
+    }
 }
 
 /// Which optimiser a run uses.

@@ -24,8 +24,17 @@ import sys
 import numpy as np
 from PIL import Image
 
-ITERATIONS = 3
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from reference_loss import Scorer  # noqa: E402
+
+ITERATIONS = 8
 STRENGTH = 0.5
+# A result's style term (the reference objective's, fp32, against the style
+# image) must be at most this share of the source's. Measured at 48×36: 0.34
+# after 8 evaluations, 0.92 after 3; the source plus Gaussian noise of σ
+# 0.05: 0.94. A run that leaves the image as it was fails.
+STYLE_DROP = 0.6
 
 
 def fail(message):
@@ -220,6 +229,16 @@ def compare(work, gimp_file, cli_file, gray=False, tolerance=1.5 / 255):
         fail(f"{gimp_file} differs from the CLI's output by {diff * 255:.2f}/255")
 
 
+def check_styled(scorer, what, source, result):
+    """The style term of `result` (H×W×3, 0..1) is at most STYLE_DROP × the source's."""
+    _, before = scorer.terms(source, source)
+    _, after = scorer.terms(source, result)
+    print(f"  {what}: style term {after:.4g}, source's {before:.4g} ({after / before:.2f}x)")
+    if not after <= STYLE_DROP * before:
+        fail(f"{what}: the style was not applied: style term {after:.4g} against the source's {before:.4g} "
+             f"(at most {STYLE_DROP}x)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gimp", type=int, choices=[2, 3], required=True)
@@ -271,8 +290,11 @@ def main():
         fail("pixels outside the selection changed")
     if np.abs(selected[..., 3] - source[..., 3]).max() != 0:
         fail("the filter changed alpha (selection)")
-    if np.abs(selected[~outside][..., :3] - source[~outside][..., :3]).max() < 2 / 255:
-        fail("pixels inside the selection did not change")
+    scorer = Scorer(os.path.join(ROOT, "models", "vgg19.safetensors"), read_png(f"{args.work}/style.png")[..., :3])
+    plain = read_png(f"{args.work}/rgb.png")
+    check_styled(scorer, "RGB layer", plain, read_png(f"{args.work}/gimp-after-errors.png")[..., :3])
+    check_styled(scorer, "float layer", plain, read_png(f"{args.work}/gimp-float.png")[..., :3])
+    check_styled(scorer, "selection", source[8:24, 10:30, :3], selected[8:24, 10:30, :3])
     print(f"GIMP {args.gimp}: all filter checks passed")
 
 

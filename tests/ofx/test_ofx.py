@@ -29,12 +29,22 @@ import time
 import numpy as np
 from PIL import Image
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from reference_loss import Scorer  # noqa: E402
+
 PLUGIN = "org.styletransfer.StyleTransfer"
-ITERATIONS = 3
+ITERATIONS = 8
 STRENGTH = 0.5
 W, H = 48, 36
 TOLERANCE = 1.5 / 255
 OK, FAILED = 0, 1  # kOfxStatOK, kOfxStatFailed
+# A result's style term (the reference objective's, fp32, against the style
+# image) must be at most this share of the source's. Measured at 48×36: 0.34
+# after 8 evaluations, 0.92 after 3; the source plus Gaussian noise of σ
+# 0.05: 0.94. A render that leaves the frame as it was fails.
+STYLE_DROP = 0.6
+SCORER = []
 
 
 def fail(message):
@@ -128,9 +138,12 @@ def compare(what, ofx_file, cli_file, source_file, tolerance=TOLERANCE, min_alph
     alpha = np.abs(o[..., 3] - s[..., 3]).max()
     if alpha > 1 / 255 + 1e-9:
         fail(f"{what}: alpha changed by {alpha * 255:.2f}/255")
-    if np.abs(o[..., :3] - s[..., :3])[visible].max() < 4 / 255:
-        fail(f"{what}: the output is the source (no style applied)")
-    print(f"ok: {what} (max difference from the CLI {diff * 255:.2f}/255)")
+    _, before = SCORER[0].terms(s[..., :3], s[..., :3])
+    _, after = SCORER[0].terms(s[..., :3], o[..., :3])
+    if not after <= STYLE_DROP * before:
+        fail(f"{what}: the style was not applied: style term {after:.4g} against the source's {before:.4g} "
+             f"(at most {STYLE_DROP}x)")
+    print(f"ok: {what} (max difference from the CLI {diff * 255:.2f}/255, style term {after / before:.2f}x the source's)")
 
 
 def main():
@@ -143,6 +156,7 @@ def main():
         os.remove(os.path.join(args.work, old))
     w = args.work
     frames = make_inputs(w, args.samples)
+    SCORER.append(Scorer(os.path.join(ROOT, "models", "vgg19.safetensors"), read(f"{w}/style.png")[..., :3]))
     both = ",".join(frames)
     for i in range(2):
         cli(args, frames[i], f"{w}/cli{i}.png")

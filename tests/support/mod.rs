@@ -79,6 +79,7 @@ pub fn cpu_engine() -> styletransfer::Engine {
         model_path: model(),
         device: styletransfer::DeviceChoice::Cpu,
         precision: Some(styletransfer::Precision::Fp32),
+        bf16_kernels: None,
         threads: None,
     })
     .expect("CPU engine")

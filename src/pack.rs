@@ -17,7 +17,7 @@
 //! | `sides` | the ladder sizes held, ascending, comma-separated |
 //! | `library_version` | the version that wrote it |
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -169,7 +169,9 @@ impl StylePack {
     pub fn save(&self, path: &Path) -> Result<()> {
         let metadata = metadata_of(&self.info);
         let mut buffers: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = Vec::new();
-        for (&side, grams) in &self.grams {
+        let mut sides: Vec<u32> = self.grams.keys().copied().collect();
+        sides.sort_unstable();
+        for (side, grams) in sides.iter().map(|s| (s, &self.grams[s])) {
             for (layer, gram) in grams.iter().enumerate() {
                 let c = channels(layer) as usize;
                 let mut values = vec![0f32; c * c];
@@ -188,6 +190,7 @@ impl StylePack {
             })
             .collect::<Result<Vec<_>>>()?;
         let data = safetensors::serialize(views, Some(metadata)).map_err(|e| pack_error(path, e.to_string()))?;
+        let data = canonical_header(&data).ok_or_else(|| pack_error(path, "could not order the header"))?;
         let temporary = path.with_extension(format!("{PACK_EXTENSION}.{}.tmp", std::process::id()));
         std::fs::write(&temporary, data).and_then(|_| std::fs::rename(&temporary, path)).map_err(|e| {
             let _ = std::fs::remove_file(&temporary);
@@ -293,6 +296,28 @@ impl StylePack {
             grams.iter().map(|g| g.f_to_device(device)?.f_to_kind(Kind::Float)).collect::<Result<Vec<_>, _>>()?;
         Ok(StyleTargets { grams })
     }
+}
+
+/// A safetensors file with its JSON header's keys (and the metadata's) in
+/// sorted order: the serialiser writes them in hash-map order, which differs
+/// from one map to the next, so that the same pack came out with other
+/// bytes each time. The header stays padded with spaces to a multiple of 8
+/// bytes; the data, whose offsets count from its own start, is unchanged.
+fn canonical_header(file: &[u8]) -> Option<Vec<u8>> {
+    let length = usize::try_from(u64::from_le_bytes(file.get(..8)?.try_into().ok()?)).ok()?;
+    let header = file.get(8..8usize.checked_add(length)?)?;
+    let mut entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    if let Some(metadata) = entries.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, serde_json::Value> = serde_json::from_value(metadata.take()).ok()?;
+        *metadata = serde_json::to_value(sorted).ok()?;
+    }
+    let mut json = serde_json::to_vec(&entries).ok()?;
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(file.len() + 8);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&file[8 + length..]);
+    Some(out)
 }
 
 fn short(hash: &str) -> &str {

@@ -464,14 +464,7 @@ impl Engine {
             self.trim_host_heap();
             crate::memory::trace_memory("style targets");
             let start = match x.take() {
-                // Bicubic upsampling overshoots at edges: back into the display range.
-                Some(previous) => {
-                    displayable(
-                        self.model.convention(),
-                        &previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
-                    )?
-                    .0
-                }
+                Some(previous) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
                 None => self.initial(&options.init, options.seed, &level_content, w, h)?,
             };
             crate::memory::trace_memory("level start");
@@ -718,14 +711,12 @@ impl Level<'_> {
             resolution: self.engine.model.precision().resolution() * self.engine.model.convention().scale(),
             has_exact: self.engine.model.has_exact(),
             exact,
-            convention: self.engine.model.convention(),
             loss_noise: self.engine.model.precision().loss_noise(),
         };
         let result = self.optimizer.minimize(&mut problem, &start.f_flatten(0, -1)?, iterations)?;
         *evaluations += problem.report.iteration;
         let exact = problem.exact;
-        // The level's result as it will be shown (what its last evaluations scored).
-        let (result, _) = displayable(self.engine.model.convention(), &result.f_view(problem.shape)?)?;
+        let result = result.f_view(problem.shape)?;
         let (current, _) = self.weights.get();
         let loss = tch::no_grad(|| objective.losses_with(&result, &current, exact))?.values()?;
         Ok((result, loss))
@@ -847,16 +838,6 @@ fn feather(axis: &plan::Axis, index: usize, overlap: u32) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&weights)?)
 }
 
-/// `x` (model input) with every pixel that leaves the display range in any
-/// channel clamped into it, and the mask (`[1, 1, H, W]`) of the pixels
-/// left as they were (exactly: no round trip through display units).
-fn displayable(convention: crate::model::InputConvention, x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let display = convention.from_model(x)?;
-    let inside = display.f_ge(0.0)?.f_logical_and(&display.f_le(1.0)?)?.f_all_dim(1, true)?;
-    let shown = x.f_where_self(&inside, &convention.to_model(&display.f_clamp(0.0, 1.0)?)?)?;
-    Ok((shown, inside))
-}
-
 struct LevelProblem<'a, 'p> {
     evaluator: Evaluator<'a, 'a>,
     weights: &'a LiveWeights,
@@ -868,8 +849,6 @@ struct LevelProblem<'a, 'p> {
     resolution: f64,
     /// The precision's relative loss noise (see [`Precision::loss_noise`]).
     loss_noise: f64,
-    /// The model's input convention (for the display range).
-    convention: crate::model::InputConvention,
     /// Whether the model has an exact fp32 network to refine with, and whether it is in use.
     has_exact: bool,
     exact: bool,
@@ -906,15 +885,7 @@ impl Problem for LevelProblem<'_, '_> {
     fn evaluate(&mut self, x: &Tensor) -> Result<Evaluation> {
         let (weights, generation) = self.weights.get();
         let image = x.f_view(self.shape)?;
-        // The objective of the image as it will be output: pixels outside the
-        // display range count as clamped to it (and their gradient is zero,
-        // as a clamped pixel's is), so the optimiser cannot gain anything in
-        // values the output cannot show. (Measured at 64², reference
-        // normalisation: unbounded, clamping the result raised its loss by
-        // 13-15 %, by a share that varied from run to run.)
-        let (shown, inside) = displayable(self.convention, &image)?;
-        let (losses, grad) = self.evaluator.value_and_grad(&shown, &weights)?;
-        let grad = grad.f_mul(&inside.f_to_kind(grad.kind())?)?;
+        let (losses, grad) = self.evaluator.value_and_grad(&image, &weights)?;
         let terms = losses.values()?;
         self.report.iteration += 1;
         self.report.evaluation = self.evaluations_before + self.report.iteration;

@@ -529,6 +529,7 @@ impl Engine {
         if options.preserve_color == PreserveColor::Luminance {
             image = transfer_luminance(&image, content)?;
         }
+        let precision = self.run_precision(options);
         Ok(RunOutput {
             image,
             report: RunReport {
@@ -536,8 +537,8 @@ impl Engine {
                 evaluations,
                 seconds: started.elapsed().as_secs_f64(),
                 device: device_name(self.device),
-                precision: self.run_precision(options),
-                bf16_emulated: self.model.bf16_emulated() && self.run_precision(options) == Precision::Bf16,
+                precision,
+                bf16_emulated: self.model.bf16_emulated() && precision == Precision::Bf16,
                 content_size: (cw, ch),
                 levels,
                 plan,

@@ -340,8 +340,7 @@ impl<'a> Objective<'a> {
 
     /// [`Objective::losses`] through the model's exact fp32 network when `exact`.
     pub fn losses_with(&self, x: &Tensor, weights: &Weights, exact: bool) -> Result<LossTensors> {
-        let features =
-            if exact { self.model.exact_features(x, Needed::All)? } else { self.model.features(x, Needed::All)? };
+        let features = self.model.features_with(x, Needed::All, exact)?;
         let content = features.content.as_ref().ok_or_else(|| Error::Torch("content features missing".into()))?;
         self.terms(x, content, &features.style, weights)
     }

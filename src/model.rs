@@ -307,6 +307,12 @@ impl Trace {
     }
 }
 
+/// `x` (fp32 model input) times the activation scale, as the network takes
+/// it (the first layer converts it to its own kind).
+fn scaled(x: &Tensor, scale: f64) -> Result<Tensor> {
+    Ok(if scale == 1.0 { x.shallow_clone() } else { x.f_mul_scalar(scale)? })
+}
+
 /// `t` in fp32, divided by the activation scale.
 fn unscale(t: &Tensor, scale: f64) -> Result<Tensor> {
     let t = t.f_to_kind(Kind::Float)?;
@@ -528,11 +534,13 @@ impl Vgg19 {
         }
     }
 
-    /// The network a pass runs: the precision's, or the exact fp32 one.
-    fn network(&self, exact: bool) -> &[Conv] {
+    /// The network a pass runs and the scale of its activations: the exact
+    /// fp32 one (unscaled) when `exact` and the model has one, else the
+    /// precision's.
+    fn pass(&self, exact: bool) -> (&[Conv], f64) {
         match (&self.exact, exact) {
-            (Some(exact), true) => exact,
-            _ => &self.convs,
+            (Some(exact), true) => (exact, 1.0),
+            _ => (&self.convs, self.activation_scale()),
         }
     }
 
@@ -593,10 +601,9 @@ impl Vgg19 {
     pub fn trace_with(&self, x: &Tensor, exact: bool) -> Result<Trace> {
         let _guard = tch::no_grad_guard();
         let exact = exact && self.exact.is_some();
-        let convs = self.network(exact);
-        let scale = if exact { 1.0 } else { self.activation_scale() };
+        let (convs, scale) = self.pass(exact);
         let last = STYLE_LAYER_INDICES[4];
-        let mut h = if scale == 1.0 { x.shallow_clone() } else { x.f_mul_scalar(scale)? };
+        let mut h = scaled(x, scale)?;
         let mut relu = Vec::with_capacity(last + 1);
         let mut pool_indices = Vec::with_capacity(last + 1);
         for index in 0..=last {
@@ -621,7 +628,7 @@ impl Vgg19 {
     pub fn backward(&self, trace: &Trace, x: &Tensor, taps: &[(usize, Tensor)]) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         let deepest = taps.iter().map(|(i, _)| *i).max().ok_or_else(|| Error::invalid("taps", "no gradient given"))?;
-        let convs = self.network(trace.exact);
+        let (convs, _) = self.pass(trace.exact);
         let scale =
             if self.precision == Precision::Fp16 && !trace.exact { Some(fp16_gradient_scale(taps)?) } else { None };
         // The gradient with respect to the output of layer `index`, as it arrives from above.
@@ -683,13 +690,6 @@ impl Vgg19 {
         activation_scale(self.precision)
     }
 
-    /// `x` (fp32 model input) scaled as the network takes it (the first
-    /// layer converts it to its own kind).
-    fn network_input(&self, x: &Tensor) -> Result<Tensor> {
-        let scale = self.activation_scale();
-        Ok(if scale == 1.0 { x.shallow_clone() } else { x.f_mul_scalar(scale)? })
-    }
-
     /// The input convention the file declares.
     pub fn convention(&self) -> InputConvention {
         self.convention
@@ -735,28 +735,7 @@ impl Vgg19 {
     /// forward-only evaluations; the optimiser uses [`Vgg19::trace`] and
     /// [`Vgg19::backward`]).
     pub fn features(&self, x: &Tensor, needed: Needed) -> Result<Features> {
-        let last = match needed {
-            Needed::Content => CONTENT_LAYER_INDEX,
-            Needed::Style | Needed::All => STYLE_LAYER_INDICES[4],
-        };
-        let scale = self.activation_scale();
-        let mut h = self.network_input(x)?;
-        let mut style = Vec::new();
-        let mut content = None;
-        for index in 0..=last {
-            if POOL_BEFORE.contains(&index) {
-                h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
-            }
-            h = self.conv_forward(&self.convs, index, &h)?.f_relu()?;
-            let wants_style = needed != Needed::Content && STYLE_LAYER_INDICES.contains(&index);
-            if wants_style {
-                style.push(unscale(&h, scale)?);
-            }
-            if needed != Needed::Style && index == CONTENT_LAYER_INDEX {
-                content = Some(unscale(&h, scale)?);
-            }
-        }
-        Ok(Features { style, content })
+        self.features_with(x, needed, false)
     }
 
     /// Like [`Vgg19::features`], in fp32 whatever the network's precision:
@@ -764,26 +743,30 @@ impl Vgg19 {
     /// style targets come from here, so they are the same at every precision
     /// (and a style pack is the same whichever precision made it).
     pub fn exact_features(&self, x: &Tensor, needed: Needed) -> Result<Features> {
-        let Some(exact) = &self.exact else {
-            return self.features(x, needed);
-        };
+        self.features_with(x, needed, true)
+    }
+
+    /// [`Vgg19::features`] through the exact fp32 network when `exact` (and
+    /// the model has one), else through the precision's.
+    pub fn features_with(&self, x: &Tensor, needed: Needed, exact: bool) -> Result<Features> {
+        let (convs, scale) = self.pass(exact);
         let last = match needed {
             Needed::Content => CONTENT_LAYER_INDEX,
             Needed::Style | Needed::All => STYLE_LAYER_INDICES[4],
         };
-        let mut h = x.f_to_kind(Kind::Float)?;
+        let mut h = scaled(x, scale)?;
         let mut style = Vec::new();
         let mut content = None;
         for index in 0..=last {
             if POOL_BEFORE.contains(&index) {
                 h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
             }
-            h = self.conv_forward(exact, index, &h)?.f_relu()?;
+            h = self.conv_forward(convs, index, &h)?.f_relu()?;
             if needed != Needed::Content && STYLE_LAYER_INDICES.contains(&index) {
-                style.push(h.shallow_clone());
+                style.push(unscale(&h, scale)?);
             }
             if needed != Needed::Style && index == CONTENT_LAYER_INDEX {
-                content = Some(h.shallow_clone());
+                content = Some(unscale(&h, scale)?);
             }
         }
         Ok(Features { style, content })

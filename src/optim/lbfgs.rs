@@ -248,7 +248,6 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
     // Until a curvature pair has been kept, h_diag says nothing about the
     // problem's scale, and steps are sized by the first-step rule.
     let mut calibrated = false;
-    let resolution = problem.resolution();
 
     while evals < max_evals {
         let g = &current.grad;
@@ -269,6 +268,8 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
             // variable and of the loss (a fixed threshold on ys does not).
             // A step below the evaluation's resolution changes the gradient
             // by little more than its rounding noise.
+            // (Asked each time: a refined problem evaluates exactly from then on.)
+            let resolution = problem.resolution();
             let resolved = resolution <= 0.0 || s.f_abs()?.f_max()?.f_double_value(&[])? >= resolution;
             let kept = ys > 1e-10 * (ss * yy).sqrt() && ys > 0.0 && resolved;
             if kept {

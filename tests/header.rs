@@ -48,3 +48,36 @@ fn version_macros_follow_cargo_toml() {
     let version = unsafe { std::ffi::CStr::from_ptr(styletransfer::capi::st_version()) };
     assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
+
+/// The `#[no_mangle]` functions of every file in src/capi/, with their bodies.
+fn entry_points() -> Vec<(String, String, String)> {
+    let dir = support::root().join("src/capi");
+    let mut found = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        for piece in text.split("#[no_mangle]").skip(1) {
+            let signature = piece.split('{').next().unwrap();
+            let function = signature.split("fn ").nth(1).unwrap().split('(').next().unwrap().trim().to_string();
+            // The body: up to the next item at column 0.
+            let body = piece.split("\n}\n").next().unwrap().to_string();
+            found.push((name.clone(), function, body));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_entry_point_of_the_folder_is_in_the_header_and_behind_the_boundary() {
+    let header = std::fs::read_to_string(support::root().join("include/styletransfer.h")).unwrap();
+    let entries = entry_points();
+    assert!(entries.len() >= 20, "found only {} entry points under src/capi/", entries.len());
+    for (file, function, body) in &entries {
+        if function != "st_test_panic" {
+            assert!(header.contains(&format!("{function}(")), "{file}: {function} is not declared in the header");
+        }
+        assert!(body.contains("ffi_boundary!"), "{file}: {function} does not go through ffi_boundary!");
+    }
+}

@@ -1,0 +1,218 @@
+//! The panic boundary and status mapping that every entry point goes
+//! through ([`ffi_boundary!`]), with the argument checks they share, and
+//! the two functions that need nothing else (`st_version`, `st_status_str`).
+
+use std::ffi::{c_char, c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use super::context::st_context;
+use super::types::st_status;
+use crate::error::{Error, Result};
+
+/// The panic boundary of every C entry point; nothing unwinds past it.
+///
+/// - `ffi_boundary!(ctx, |context| body)`: a call on a handle. A NULL `ctx`
+///   gives `ST_NULL_ARGUMENT`. `body` returns `Result<(), Failure>`; the
+///   outcome (success, failure or panic) becomes the handle's last error and
+///   its status is returned.
+/// - `ffi_boundary!("st_name": body)`: a call without a handle. `body`
+///   returns `Result<(), Failure>`; with no handle to hold the message, a
+///   failure is written to stderr when `ST_VERBOSE` is set.
+/// - `ffi_boundary!({ body })`: the rest (destroy, free, static strings):
+///   the body's value, or on a panic its type's [`OnPanic`] value.
+macro_rules! ffi_boundary {
+    ($body:block) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(_) => $crate::capi::boundary::OnPanic::on_panic(),
+        }
+    };
+    ($name:literal: $body:expr) => {
+        $crate::capi::boundary::without_handle($name, || $body)
+    };
+    ($ctx:expr, |$context:ident| $body:expr) => {
+        $crate::capi::boundary::on_handle($ctx, |$context| $body)
+    };
+}
+
+/// What an entry point returns when its body panicked.
+pub(super) trait OnPanic {
+    fn on_panic() -> Self;
+}
+
+impl OnPanic for st_status {
+    fn on_panic() -> Self {
+        st_status::ST_PANIC
+    }
+}
+
+impl OnPanic for () {
+    fn on_panic() {}
+}
+
+impl OnPanic for *const c_char {
+    fn on_panic() -> Self {
+        c"internal error (panic)".as_ptr()
+    }
+}
+
+/// A failed call: its status and message.
+pub(super) struct Failure {
+    status: st_status,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { status: status_of(&error), message: error.to_string() }
+    }
+}
+
+pub(super) fn null_argument(name: &str) -> Failure {
+    Failure { status: st_status::ST_NULL_ARGUMENT, message: format!("`{name}` is NULL") }
+}
+
+pub(super) fn busy() -> Failure {
+    Failure {
+        status: st_status::ST_BUSY,
+        message: "the handle is running st_run (only st_set_weights, st_set_strength and st_last_error may be called from its progress callback)".into(),
+    }
+}
+
+fn status_of(error: &Error) -> st_status {
+    match error {
+        Error::InvalidArgument { .. } => st_status::ST_INVALID_ARGUMENT,
+        Error::Model { .. } => st_status::ST_MODEL_ERROR,
+        Error::Image { .. } => st_status::ST_IMAGE_ERROR,
+        Error::Pack { .. } => st_status::ST_PACK_ERROR,
+        Error::Device(_) => st_status::ST_DEVICE_ERROR,
+        Error::OutOfMemory(_) => st_status::ST_OUT_OF_MEMORY,
+        Error::Cancelled => st_status::ST_CANCELLED,
+        Error::Io { .. } => st_status::ST_IO_ERROR,
+        Error::Torch(_) => st_status::ST_INTERNAL_ERROR,
+    }
+}
+
+/// Locks a handle's mutex; a panic inside an earlier call does not make
+/// the handle unusable (its state is replaced whole or not at all).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error (panic): {what}")
+}
+
+/// [`ffi_boundary!`] on a handle.
+pub(super) unsafe fn on_handle(
+    ctx: *const st_context,
+    body: impl FnOnce(&st_context) -> Result<(), Failure>,
+) -> st_status {
+    let Some(context) = ctx.as_ref() else {
+        return st_status::ST_NULL_ARGUMENT;
+    };
+    match catch_unwind(AssertUnwindSafe(|| body(context))) {
+        Ok(Ok(())) => {
+            context.set_error("");
+            st_status::ST_OK
+        }
+        Ok(Err(failure)) => {
+            context.set_error(&failure.message);
+            failure.status
+        }
+        Err(payload) => {
+            context.set_error(&panic_message(payload.as_ref()));
+            st_status::ST_PANIC
+        }
+    }
+}
+
+/// [`ffi_boundary!`] without a handle.
+pub(super) fn without_handle(name: &str, body: impl FnOnce() -> Result<(), Failure>) -> st_status {
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return st_status::ST_OK,
+        Ok(Err(failure)) => failure,
+        Err(payload) => Failure { status: st_status::ST_PANIC, message: panic_message(payload.as_ref()) },
+    };
+    if std::env::var_os("ST_VERBOSE").is_some() {
+        eprintln!("{name}: {}", failure.message);
+    }
+    failure.status
+}
+
+/// A C string argument as UTF-8; NULL gives `None`.
+pub(super) unsafe fn c_str<'a>(ptr: *const c_char, name: &'static str) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    CStr::from_ptr(ptr).to_str().map(Some).map_err(|_| Error::invalid(name, "is not valid UTF-8"))
+}
+
+/// Checks a struct's `size` field against this library's struct.
+pub(super) fn check_size(size: usize, expected: usize, name: &'static str) -> Result<()> {
+    if size != expected {
+        return Err(Error::invalid(
+            name,
+            format!("size field is {size} but this library's struct is {expected} bytes (use the matching header)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A blend weight: finite and ≥ 0.
+pub(super) fn check_blend_weight(blend_weight: f32) -> Result<f64> {
+    if !(blend_weight.is_finite() && blend_weight >= 0.0) {
+        let reason = format!("{blend_weight} is not a finite non-negative number");
+        return Err(Error::invalid("blend_weight", reason));
+    }
+    Ok(blend_weight as f64)
+}
+
+/// The library version, e.g. `"0.1.0"` (static storage; never NULL).
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn st_version() -> *const c_char {
+    ffi_boundary!({ concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast() })
+}
+
+/// A static English description of a status value (never NULL; unknown
+/// values give "unknown status").
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn st_status_str(status: c_int) -> *const c_char {
+    ffi_boundary!({
+        let text: &'static str = match status {
+            0 => "success\0",
+            1 => "a required pointer argument was NULL\0",
+            2 => "invalid argument\0",
+            3 => "model file error\0",
+            4 => "image error\0",
+            5 => "device error\0",
+            6 => "out of memory\0",
+            7 => "cancelled\0",
+            8 => "the handle is busy running\0",
+            9 => "style pack error\0",
+            10 => "input/output error\0",
+            11 => "libtorch error\0",
+            12 => "internal error (panic)\0",
+            _ => "unknown status\0",
+        };
+        text.as_ptr().cast()
+    })
+}
+
+/// Test hook, not part of the public header: panics inside the panic
+/// boundary of `ctx` so tests can check that `ST_PANIC` comes back and the
+/// handle survives.
+#[no_mangle]
+pub unsafe extern "C" fn st_test_panic(ctx: *mut st_context) -> st_status {
+    ffi_boundary!(ctx, |_context| panic!("st_test_panic was called"))
+}

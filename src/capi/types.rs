@@ -1,0 +1,279 @@
+//! The C types of the ABI: status codes, enums, image and option structs,
+//! and the structs that describe runs, plans and packs. Their layout is the
+//! ABI: fields are only ever appended, behind a `size` field.
+
+use std::ffi::{c_char, c_int, c_void};
+
+/// Result of every fallible call. Values are fixed and never renumbered.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_status {
+    /// Success.
+    ST_OK = 0,
+    /// A required pointer argument was NULL.
+    ST_NULL_ARGUMENT = 1,
+    /// An argument was out of range or inconsistent; the message names it.
+    ST_INVALID_ARGUMENT = 2,
+    /// The model file is missing, unreadable or not a usable VGG19.
+    ST_MODEL_ERROR = 3,
+    /// An image could not be read or is unusable.
+    ST_IMAGE_ERROR = 4,
+    /// The requested device does not exist or cannot be used.
+    ST_DEVICE_ERROR = 5,
+    /// The work does not fit in the memory available.
+    ST_OUT_OF_MEMORY = 6,
+    /// The progress callback asked to stop; the output is untouched.
+    ST_CANCELLED = 7,
+    /// The handle is in use by a running `st_run` (e.g. a style change from
+    /// inside a progress callback).
+    ST_BUSY = 8,
+    /// A style pack is unreadable, corrupt, or made for another model or version.
+    ST_PACK_ERROR = 9,
+    /// An operating-system I/O error.
+    ST_IO_ERROR = 10,
+    /// libtorch reported an error.
+    ST_INTERNAL_ERROR = 11,
+    /// A bug: the library panicked. The handle may still be destroyed.
+    ST_PANIC = 12,
+}
+
+/// Pixel formats of [`st_image`]. Samples are interleaved; 16-bit and float
+/// samples are in native byte order and need no particular alignment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_pixel_format {
+    /// 8-bit gray.
+    ST_PIXEL_GRAY8 = 0,
+    /// 8-bit gray and alpha.
+    ST_PIXEL_GRAYA8 = 1,
+    /// 8-bit RGB.
+    ST_PIXEL_RGB8 = 2,
+    /// 8-bit RGBA.
+    ST_PIXEL_RGBA8 = 3,
+    /// 8-bit BGRA (Cairo, Windows DIBs).
+    ST_PIXEL_BGRA8 = 4,
+    /// 16-bit RGB.
+    ST_PIXEL_RGB16 = 5,
+    /// 16-bit RGBA.
+    ST_PIXEL_RGBA16 = 6,
+    /// 32-bit float RGB.
+    ST_PIXEL_RGBF32 = 7,
+    /// 32-bit float RGBA.
+    ST_PIXEL_RGBAF32 = 8,
+    /// 16-bit gray.
+    ST_PIXEL_GRAY16 = 9,
+    /// 16-bit gray and alpha.
+    ST_PIXEL_GRAYA16 = 10,
+    /// 32-bit float gray.
+    ST_PIXEL_GRAYF32 = 11,
+    /// 32-bit float gray and alpha.
+    ST_PIXEL_GRAYAF32 = 12,
+}
+
+/// [`st_image`] flag: float samples are linear light (converted to and
+/// from display values with the sRGB curve). Without it, float samples are
+/// display-referred like 8-bit ones. Integer formats are always display-referred.
+pub const ST_IMAGE_LINEAR: u32 = 1;
+
+/// Convolution precision for [`st_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_precision {
+    /// bf16 on CUDA and on CPUs with native bfloat16 (AVX-512 BF16 or AMX;
+    /// the environment variable `ST_CPU_BF16=0` or `1` overrides the
+    /// detection), else fp32.
+    ST_PRECISION_AUTO = 0,
+    /// fp32.
+    ST_PRECISION_FP32 = 1,
+    /// bfloat16 convolutions accumulating in fp32 (the first layer, the
+    /// content and style targets, Gram matrices and losses in fp32). On a
+    /// CPU without native bfloat16 the same arithmetic is emulated at about
+    /// fp32's speed.
+    ST_PRECISION_BF16 = 2,
+    /// fp16 convolutions on scaled activations (the first layer, targets,
+    /// Gram matrices and losses in fp32).
+    ST_PRECISION_FP16 = 3,
+}
+
+/// Optimiser for [`st_run_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_optimizer {
+    /// L-BFGS (history 100, fixed step).
+    ST_OPTIMIZER_LBFGS = 0,
+    /// Adam (step 0.02 of the display range).
+    ST_OPTIMIZER_ADAM = 1,
+}
+
+/// Starting image for [`st_run_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_init {
+    /// The content image.
+    ST_INIT_CONTENT = 0,
+    /// Uniform noise from `seed`.
+    ST_INIT_NOISE = 1,
+    /// `init_image`.
+    ST_INIT_IMAGE = 2,
+}
+
+/// Colour preservation for [`st_run_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_preserve_color {
+    /// Colours come from the style.
+    ST_PRESERVE_COLOR_OFF = 0,
+    /// Luminance-only transfer: the content's chroma is kept.
+    ST_PRESERVE_COLOR_LUMINANCE = 1,
+    /// The styles' colours are matched to the content's before use.
+    ST_PRESERVE_COLOR_HISTOGRAM = 2,
+}
+
+/// Loss normalisation for [`st_run_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_normalization {
+    /// Each term divided by the size of its target (default weights 1, 5, 1).
+    ST_NORMALIZATION_RELATIVE = 0,
+    /// As the reference PyTorch implementation (default weights 1, 1e3, 0).
+    ST_NORMALIZATION_REFERENCE = 1,
+}
+
+/// An image in caller memory. For inputs the library only reads `data`; for
+/// outputs it writes `data` only when the call succeeds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct st_image {
+    /// First byte of the top row. At least
+    /// `stride_bytes * (height - 1) + width * bytes_per_pixel` bytes.
+    pub data: *mut c_void,
+    /// Width in pixels (> 0).
+    pub width: u32,
+    /// Height in pixels (> 0).
+    pub height: u32,
+    /// Bytes from one row to the next (≥ width × bytes per pixel).
+    pub stride_bytes: usize,
+    /// One of [`st_pixel_format`].
+    pub format: u32,
+    /// 0 or [`ST_IMAGE_LINEAR`].
+    pub flags: u32,
+}
+
+/// How [`st_create`] sets a handle up. Fill with [`st_default_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct st_options {
+    /// `sizeof(st_options)`: lets the struct grow without breaking the ABI.
+    pub size: usize,
+    /// Model file (UTF-8 path), or NULL to search: `$ST_MODEL`, then the
+    /// installed `share/styletransfer/vgg19.safetensors`, then
+    /// `vgg19.safetensors` beside the library.
+    pub model_path: *const c_char,
+    /// `"auto"`, `"cpu"`, `"cuda"` or `"cuda:N"`; NULL means `"auto"`.
+    pub device: *const c_char,
+    /// CPU threads for libtorch (process-wide); 0 keeps libtorch's default.
+    pub threads: u32,
+    /// One of [`st_precision`].
+    pub precision: u32,
+}
+
+/// Settings of one [`st_run`]. Fill with [`st_default_run_options`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct st_run_options {
+    /// `sizeof(st_run_options)`.
+    pub size: usize,
+    /// Optimiser evaluations per pyramid level (> 0). Default 200.
+    pub iterations: u32,
+    /// Pyramid levels; 0 chooses automatically (halving to about 128 px, at most 4).
+    pub scales: u32,
+    /// Long side of the working image; 0 uses the content's, at most 512.
+    /// The result is resampled to the content's size.
+    pub working_size: u32,
+    /// One of [`st_optimizer`].
+    pub optimizer: u32,
+    /// One of [`st_init`].
+    pub init: u32,
+    /// The starting image when `init` is `ST_INIT_IMAGE`, else ignored (may be NULL).
+    pub init_image: *const st_image,
+    /// Seed for `ST_INIT_NOISE`; CPU runs are bit-reproducible for a seed.
+    pub seed: u64,
+    /// One of [`st_preserve_color`].
+    pub preserve_color: u32,
+    /// One of [`st_normalization`].
+    pub normalization: u32,
+    /// Optional mask, same size as the content (gray formats use their gray
+    /// channel, colour formats their luma): `out = m·stylised + (1−m)·content`.
+    /// NULL: no mask.
+    pub mask: *const st_image,
+    /// Memory budget in MiB; pyramid levels that would exceed it are
+    /// optimised in tiles. 0: the device's free memory.
+    pub max_memory_mb: u64,
+    /// Largest tile side in pixels; levels with a longer side are tiled.
+    /// 0: as large as the budget allows.
+    pub tile_size: u32,
+    /// Overlap between tiles in pixels; 0: the default (64).
+    pub tile_overlap: u32,
+}
+
+/// A run's memory plan, filled by [`st_plan_memory`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct st_memory_plan {
+    /// `sizeof(st_memory_plan)`, set by the caller.
+    pub size: usize,
+    /// Estimated peak bytes of the run beyond the model and the runtime.
+    pub peak_bytes: u64,
+    /// The budget planned for, bytes; 0 when none is known. On the CPU a
+    /// `max_memory_mb` budget is the process's memory beyond the model, so
+    /// this is that budget less libtorch's own footprint (512 MiB).
+    pub budget_bytes: u64,
+    /// The model's weights on the device, bytes.
+    pub model_bytes: u64,
+    /// Pyramid levels.
+    pub levels: u32,
+    /// Levels optimised in tiles.
+    pub tiled_levels: u32,
+    /// Tiles of the finest level (1 when it is optimised whole).
+    pub tiles: u32,
+    /// Largest tile side of the finest level (its long side when whole).
+    pub tile_size: u32,
+}
+
+/// Where a run is; passed to the progress callback after every evaluation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct st_progress {
+    /// Pyramid level, 0 = coarsest.
+    pub scale_index: u32,
+    /// Number of levels.
+    pub scales: u32,
+    /// Evaluation within this level, from 1.
+    pub iteration: u32,
+    /// Evaluations per level.
+    pub iterations: u32,
+    /// Evaluations so far in the run.
+    pub evaluation: u32,
+    /// Evaluations the run makes in all.
+    pub total_evaluations: u32,
+    /// Total loss of this evaluation.
+    pub loss: f64,
+    /// Weighted content term.
+    pub content_loss: f64,
+    /// Weighted style term.
+    pub style_loss: f64,
+    /// Weighted total-variation term.
+    pub tv_loss: f64,
+    /// This level's width.
+    pub width: u32,
+    /// This level's height.
+    pub height: u32,
+}
+
+/// Progress callback: called on the thread running [`st_run`] after every
+/// evaluation. Return 0 to continue, non-zero to cancel (the run then
+/// returns `ST_CANCELLED` before its next evaluation and leaves the output
+/// untouched). It may call [`st_set_weights`], [`st_set_strength`] and
+/// [`st_last_error`] on the same handle; other calls on that handle return
+/// `ST_BUSY` or are forbidden (`st_destroy`).
+pub type st_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, progress: *const st_progress) -> c_int>;

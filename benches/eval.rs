@@ -15,10 +15,14 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use styletransfer::evaluator::{graphs_active, Evaluator};
 use styletransfer::model::{find_model, Vgg19};
-use styletransfer::style::ladder_side;
-use styletransfer::workload::Workload;
+use styletransfer::targets::ladder_side;
 use styletransfer::{image, DeviceChoice, Engine, EngineOptions, Precision, StyleImage, StylePack, StyleSet};
 use tch::Device;
+
+#[path = "support/workload.rs"]
+#[allow(dead_code)] // each user takes what it needs
+mod workload;
+use workload::Workload;
 
 fn bench_device(c: &mut Criterion, device: Device, precision: Precision, sizes: &[i64]) {
     let path = find_model(None).expect("model file (run `make model`)");
@@ -61,7 +65,7 @@ fn style_setup(c: &mut Criterion) {
     .expect("engine");
     let style = image::load(std::path::Path::new("examples/images/swirls.jpg")).expect("sample style").rgb;
     let pack_path = std::env::temp_dir().join(format!("st-bench-{}.stpack", std::process::id()));
-    StylePack::create(&engine, &[StyleImage { image: style.clone(), weight: 1.0 }], "bench")
+    StylePack::create(engine.model(), &[StyleImage { image: style.clone(), weight: 1.0 }], "bench")
         .and_then(|p| p.save(&pack_path))
         .expect("pack");
     let levels = [128u32, 256, 512];
@@ -70,14 +74,14 @@ fn style_setup(c: &mut Criterion) {
     group.bench_function("cpu_style_setup_image_512", |b| {
         b.iter(|| {
             let mut set = StyleSet::new(vec![StyleImage { image: style.clone(), weight: 1.0 }]).unwrap();
-            levels.iter().map(|&l| set.targets(&engine, ladder_side(l)).unwrap()).count()
+            levels.iter().map(|&l| set.targets(engine.model(), ladder_side(l)).unwrap()).count()
         })
     });
     group.bench_function("cpu_style_setup_pack_512", |b| {
         b.iter(|| {
             let mut set = StyleSet::default();
             set.add_pack(StylePack::load(&pack_path, engine.model().weights_sha256()).unwrap(), 1.0).unwrap();
-            levels.iter().map(|&l| set.targets(&engine, ladder_side(l)).unwrap()).count()
+            levels.iter().map(|&l| set.targets(engine.model(), ladder_side(l)).unwrap()).count()
         })
     });
     group.finish();

@@ -20,18 +20,22 @@
 //!                   [--content IMG --style IMG] [--nnpack] [--no-channels-last] [--threads N]
 //!                   [--target LOSS]
 
+#[path = "../benches/support/workload.rs"]
+#[allow(dead_code)] // each user takes what it needs
+mod workload;
+
 use std::path::Path;
 use std::time::Instant;
 
 use styletransfer::cuda;
-use styletransfer::engine::device_name;
+use styletransfer::device::device_name;
 use styletransfer::evaluator::{set_graphs_enabled, Evaluator};
 use styletransfer::loss::{Objective, StyleTargets, Weights};
 use styletransfer::model::{find_model, Vgg19};
 use styletransfer::optim::{Evaluation, Problem};
-use styletransfer::workload::Workload;
 use styletransfer::{image, DeviceChoice, Error, Normalization, Precision, Result};
 use tch::{Device, Tensor};
+use workload::Workload;
 
 struct Timed<'o, 'a> {
     evaluator: Evaluator<'o, 'a>,
@@ -173,7 +177,7 @@ fn main() -> Result<()> {
                 switched_at: 0,
             };
             // The default first step is in display units; the optimiser works in the model's.
-            let mut options = styletransfer::engine::default_lbfgs();
+            let mut options = styletransfer::run::default_lbfgs();
             options.first_step = options.first_step.map(|s| s * model.convention().scale());
             let best = styletransfer::optim::lbfgs(&mut problem, &x.f_flatten(0, -1)?, evals, &options)?;
             if problem.exact {

@@ -14,10 +14,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use styletransfer::engine::{default_adam, default_lbfgs};
+use styletransfer::device::Bf16Kernels;
 use styletransfer::loss::{LossTerms, Objective, StyleTargets};
-use styletransfer::model::{find_model, Bf16Kernels};
-use styletransfer::style::ladder_side;
+use styletransfer::model::find_model;
+use styletransfer::run::{default_adam, default_lbfgs};
+use styletransfer::targets::{image_targets, ladder_side};
 use styletransfer::{
     DeviceChoice, Engine, EngineOptions, Error, Flow, LbfgsOptions, LineSearch, LiveWeights, Normalization, Optimizer,
     Precision, Result, RgbImage, RunOptions, StyleImage, StyleSet, Weights,
@@ -88,7 +89,7 @@ fn main() -> Result<()> {
     };
     let content = styletransfer::image::load(Path::new(&content_path))?.rgb;
     let style = styletransfer::image::load(Path::new(&style_path))?.rgb;
-    let (w, h) = styletransfer::engine::fit_long_side(content.width(), content.height(), size);
+    let (w, h) = styletransfer::pyramid::fit_long_side(content.width(), content.height(), size);
     // The run's working size is the content's own: no resampling of the result.
     let content = content.resize(w, h)?;
     let engine_at = |precision| {
@@ -103,7 +104,7 @@ fn main() -> Result<()> {
     let judge = {
         let engine = engine_at(Some(Precision::Fp32))?;
         let input = engine.to_input(&content)?;
-        let targets = engine.style_targets(&style, ladder_side(w.max(h)))?;
+        let targets = image_targets(engine.model(), &style, ladder_side(w.max(h)))?;
         Judge { engine, content: input, targets, normalization }
     };
     let weights = Weights::defaults(normalization);

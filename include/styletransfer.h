@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #define ST_VERSION_MAJOR 0
-#define ST_VERSION_MINOR 1
+#define ST_VERSION_MINOR 2
 #define ST_VERSION_PATCH 0
-#define ST_VERSION_STRING "0.1.0"
+#define ST_VERSION_STRING "0.2.0"
 
 /**
  * [`st_image`] flag: float samples are linear light (converted to and
@@ -27,6 +27,29 @@
  * display-referred like 8-bit ones. Integer formats are always display-referred.
  */
 #define ST_IMAGE_LINEAR 1
+
+/**
+ * [`st_image`] flag: colour samples are premultiplied by alpha (formats
+ * with alpha only). They are divided by alpha when read (left as stored
+ * where alpha is 0) and multiplied by it when written. With
+ * [`ST_IMAGE_LINEAR`], premultiplication is in linear light.
+ */
+#define ST_IMAGE_PREMULTIPLIED 2
+
+/**
+ * [`st_image`] flag: rows are stored bottom row first (OpenFX, OpenGL,
+ * BMP). `data` is then the first byte of the bottom row, and the row above
+ * it starts `stride_bytes` further on. Without it, `data` is the top row.
+ */
+#define ST_IMAGE_BOTTOM_UP 4
+
+/**
+ * [`st_image`] flag for [`st_run_options`]`.mask`: the mask is the alpha
+ * channel (formats with alpha only), as compositing hosts use mattes.
+ * Without it, gray formats give their gray channel and colour formats
+ * their luma.
+ */
+#define ST_IMAGE_MASK_ALPHA 8
 
 /**
  * Result of every fallible call. Values are fixed and never renumbered.
@@ -179,7 +202,7 @@ typedef enum st_precision {
  */
 typedef enum st_optimizer {
   /**
-   * L-BFGS (history 100, fixed step).
+   * L-BFGS (history 100, Armijo backtracking line search).
    */
   ST_OPTIMIZER_LBFGS = 0,
   /**
@@ -239,6 +262,49 @@ typedef enum st_normalization {
 } st_normalization;
 
 /**
+ * Working-size presets for [`st_run_options`]`.quality`, the choices hosts
+ * show. A preset's long side is multiplied by `render_scale` and never
+ * exceeds the content's long side.
+ */
+typedef enum st_quality {
+  /**
+   * No preset: `working_size` decides.
+   */
+  ST_QUALITY_CUSTOM = 0,
+  /**
+   * 256 px.
+   */
+  ST_QUALITY_PREVIEW = 1,
+  /**
+   * 512 px.
+   */
+  ST_QUALITY_NORMAL = 2,
+  /**
+   * 1024 px.
+   */
+  ST_QUALITY_HIGH = 3,
+} st_quality;
+
+/**
+ * Device choices as hosts number them in their menus; [`st_device_name`]
+ * gives the `st_options.device` string of each.
+ */
+typedef enum st_device_choice {
+  /**
+   * `"auto"`: the first CUDA device when there is one, else the CPU.
+   */
+  ST_DEVICE_AUTO = 0,
+  /**
+   * `"cpu"`.
+   */
+  ST_DEVICE_CPU = 1,
+  /**
+   * `"cuda"`: CUDA device 0.
+   */
+  ST_DEVICE_GPU = 2,
+} st_device_choice;
+
+/**
  * An engine: a model on a device, styles, weights, and the last error. Opaque.
  */
 typedef struct st_context st_context;
@@ -277,7 +343,8 @@ typedef struct st_options {
  */
 typedef struct st_image {
   /**
-   * First byte of the top row. At least
+   * First byte of the top row (of the bottom row with
+   * [`ST_IMAGE_BOTTOM_UP`]). At least
    * `stride_bytes * (height - 1) + width * bytes_per_pixel` bytes.
    */
   void *data;
@@ -298,7 +365,8 @@ typedef struct st_image {
    */
   uint32_t format;
   /**
-   * 0 or [`ST_IMAGE_LINEAR`].
+   * 0, or any of [`ST_IMAGE_LINEAR`], [`ST_IMAGE_PREMULTIPLIED`],
+   * [`ST_IMAGE_BOTTOM_UP`] and [`ST_IMAGE_MASK_ALPHA`] combined with `|`.
    */
   uint32_t flags;
 } st_image;
@@ -350,7 +418,8 @@ typedef struct st_run_options {
   uint32_t normalization;
   /**
    * Optional mask, same size as the content (gray formats use their gray
-   * channel, colour formats their luma): `out = m·stylised + (1−m)·content`.
+   * channel, colour formats their luma, and with [`ST_IMAGE_MASK_ALPHA`]
+   * the alpha channel): `out = m·stylised + (1−m)·content`.
    * NULL: no mask.
    */
   const struct st_image *mask;
@@ -368,6 +437,18 @@ typedef struct st_run_options {
    * Overlap between tiles in pixels; 0: the default (64).
    */
   uint32_t tile_overlap;
+  /**
+   * One of [`st_quality`]: a working-size preset, used when
+   * `working_size` is 0 (setting both is an error). Added in 0.2: a
+   * caller built against the earlier header passes the earlier `size`,
+   * and this field and the next get their defaults.
+   */
+  uint32_t quality;
+  /**
+   * What `quality`'s long side is multiplied by: a host's render scale
+   * (OpenFX proxies render at 0.5 or 0.25). 0 means 1. Added in 0.2.
+   */
+  float render_scale;
 } st_run_options;
 
 /**
@@ -558,7 +639,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. `"0.1.0"` (static storage; never NULL).
+ * The library version, e.g. `"0.2.0"` (static storage; never NULL).
  *
  * Thread-safe.
  */
@@ -583,7 +664,8 @@ enum st_status st_default_options(struct st_options *options);
 /**
  * Fills `*options` with the run defaults (200 iterations per level,
  * automatic pyramid and working size, L-BFGS, content init, seed 0, no
- * colour preservation, relative normalisation, no mask).
+ * colour preservation, relative normalisation, no mask, no quality preset,
+ * render scale 1).
  *
  * Returns `ST_NULL_ARGUMENT` when `options` is NULL. Thread-safe.
  */
@@ -652,6 +734,13 @@ enum st_status st_set_weights(struct st_context *ctx, float content, float style
  * `ST_INVALID_ARGUMENT` outside 0..1 or NaN.
  */
 enum st_status st_set_strength(struct st_context *ctx, float strength);
+
+/**
+ * The `st_options.device` string of a host's device menu entry, one of
+ * [`st_device_choice`] (`"auto"`, `"cpu"`, `"cuda"`), in static storage;
+ * NULL for any other value. Thread-safe.
+ */
+const char *st_device_name(uint32_t choice);
 
 /**
  * Adds a style image with a blend weight (finite, ≥ 0; weights are
@@ -781,6 +870,42 @@ enum st_status st_list_styles(struct st_style_list **out);
  * is forbidden. Thread-safe.
  */
 void st_style_list_free(struct st_style_list *list);
+
+/**
+ * Adds a style from a path that names either a style pack or a style
+ * image, with a blend weight (finite, ≥ 0): a file whose name ends in
+ * `.stpack` (any case), or whose contents are a pack's, is added as by
+ * [`st_add_style_pack`]; any other as by [`st_add_style_file`]. Hosts that
+ * let users pick either use this rather than looking at the name
+ * themselves.
+ *
+ * Returns what those two functions return: `ST_NULL_ARGUMENT`,
+ * `ST_PACK_ERROR` for a bad pack, `ST_IMAGE_ERROR` for a missing or
+ * unreadable image, `ST_INVALID_ARGUMENT` for a bad weight, `ST_BUSY` from
+ * inside a progress callback. One thread at a time per handle.
+ */
+enum st_status st_add_style_path(struct st_context *ctx, const char *path, float blend_weight);
+
+/**
+ * Converts `source` into `target`, which must have the same width and
+ * height; formats and flags may differ. Colour goes through display-referred
+ * RGB (gray targets get its luma), alpha is copied (opaque when the source
+ * has none, dropped when the target has none), and `ST_IMAGE_LINEAR`,
+ * `ST_IMAGE_PREMULTIPLIED` and `ST_IMAGE_BOTTOM_UP` apply on each side as
+ * for [`st_run`]. The two may be the same buffer. A sub-rectangle of a
+ * larger image is converted by pointing `data` at its first pixel and
+ * keeping the larger image's `stride_bytes`. `target` is written only on
+ * `ST_OK`.
+ *
+ * For hosts whose pixels the library does not take as they are (a crop of
+ * the result into the host's output window, say), so that no host converts
+ * pixels itself.
+ *
+ * Returns `ST_NULL_ARGUMENT` for a NULL image, `ST_INVALID_ARGUMENT` for a
+ * bad image description, different sizes, or NaN or infinite colour
+ * samples. Thread-safe (for distinct buffers).
+ */
+enum st_status st_convert_image(const struct st_image *source, struct st_image *target);
 
 #ifdef __cplusplus
 }  // extern "C"

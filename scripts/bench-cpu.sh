@@ -4,8 +4,10 @@
 # their evaluations inside L-BFGS (ours / torch.optim.LBFGS).
 #
 # usage: scripts/bench-cpu.sh [SIZES=64,128,256] [EVALS=10] [ROUNDS=3]
-# env:   REFERENCE=path/to/gatys_pytorch.py (default ../shared/reference/, else
-#        the project's reimplementation tools/torch_reference.py)
+# env:   REFERENCE=a peer script with tools/torch_reference.py's command line
+#        (default: the peer's own gatys_pytorch.py when a checkout keeps it in
+#        ../shared/reference/, outside this repository; else the project's
+#        reimplementation tools/torch_reference.py)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sizes=${1:-64,128,256}

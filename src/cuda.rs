@@ -1,9 +1,10 @@
 //! What the engine needs from CUDA beyond `tch`: CUDA graphs (a sequence of
 //! libtorch calls captured once and replayed with a single launch) and the
-//! caching allocator's statistics. Both come from `csrc/cuda_shim.cpp`,
-//! compiled when the libtorch in use has CUDA and its C++ headers; without
-//! it every function here reports that CUDA graphs are unavailable and the
-//! statistics are `None`.
+//! caching allocator's statistics, both from `csrc/cuda_shim.cpp`, compiled
+//! when the libtorch in use has CUDA and its C++ headers (without it every
+//! function here reports that CUDA graphs are unavailable and the
+//! statistics are `None`); and a device's free memory, from the CUDA
+//! runtime libtorch has loaded ([`free_bytes`]).
 
 use crate::error::{Error, Result};
 
@@ -158,5 +159,34 @@ pub fn release_cached() {
     // SAFETY: plain call.
     unsafe {
         ffi::st_cuda_release_cached();
+    }
+}
+
+/// Free bytes of CUDA device `index`, from `cudaMemGetInfo` in the CUDA
+/// runtime libtorch has loaded (looked up at run time; `None` without it).
+pub fn free_bytes(index: usize) -> Option<u64> {
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
+    type GetDevice = unsafe extern "C" fn(*mut i32) -> i32;
+    type SetDevice = unsafe extern "C" fn(i32) -> i32;
+    // SAFETY: dlsym on the global namespace with NUL-terminated names; the
+    // symbols, when present, are the CUDA runtime's functions of these
+    // signatures (cudaError_t is a C enum, an int).
+    unsafe {
+        let lookup = |name: &[u8]| libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast());
+        let (info, get, set) = (lookup(b"cudaMemGetInfo\0"), lookup(b"cudaGetDevice\0"), lookup(b"cudaSetDevice\0"));
+        if info.is_null() || get.is_null() || set.is_null() {
+            return None;
+        }
+        let info = std::mem::transmute::<*mut libc::c_void, MemGetInfo>(info);
+        let get = std::mem::transmute::<*mut libc::c_void, GetDevice>(get);
+        let set = std::mem::transmute::<*mut libc::c_void, SetDevice>(set);
+        let mut previous = 0i32;
+        if get(&mut previous) != 0 || set(index as i32) != 0 {
+            return None;
+        }
+        let (mut free, mut total) = (0usize, 0usize);
+        let status = info(&mut free, &mut total);
+        set(previous);
+        (status == 0).then_some(free as u64)
     }
 }

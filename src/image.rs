@@ -171,14 +171,21 @@ pub fn from_dynamic(decoded: DynamicImage) -> Result<LoadedImage> {
     );
     let has_alpha = decoded.color().has_alpha();
     let (width, height) = (decoded.width(), decoded.height());
-    let rgba = decoded.into_rgba32f();
     let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
     let mut alpha = Vec::with_capacity(if has_alpha { width as usize * height as usize } else { 0 });
-    for p in rgba.pixels() {
-        rgb.extend_from_slice(&p.0[..3]);
+    let mut push = |p: [f32; 4]| {
+        rgb.extend_from_slice(&p[..3]);
         if has_alpha {
-            alpha.push(p.0[3]);
+            alpha.push(p[3]);
         }
+    };
+    // Integer samples become v / max, as the C API reads them (`st_image`),
+    // for gray files too: the image crate's own gray conversion differs in
+    // the last bit, which bf16 runs amplify into visible differences.
+    match decoded.color().bytes_per_pixel() / decoded.color().channel_count() {
+        1 => decoded.into_rgba8().pixels().for_each(|p| push(p.0.map(|v| v as f32 / 255.0))),
+        2 => decoded.into_rgba16().pixels().for_each(|p| push(p.0.map(|v| v as f32 / 65535.0))),
+        _ => decoded.into_rgba32f().pixels().for_each(|p| push(p.0)),
     }
     Ok(LoadedImage { rgb: RgbImage::new(width, height, rgb)?, alpha: has_alpha.then_some(alpha), high_depth })
 }

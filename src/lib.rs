@@ -1,10 +1,12 @@
 //! styletransfer: neural style transfer (Gatys et al.) on libtorch.
 //!
-//! Layers, one direction: this crate's core modules ([`model`], [`loss`],
-//! [`optim`], [`engine`], [`style`], [`pack`], [`color`], [`image`]) know
-//! nothing of C or of any host; [`capi`] adapts them to the C ABI declared in
+//! Layers, one direction: this crate's core modules ([`device`], [`model`],
+//! [`loss`], [`optim`], [`targets`], [`pack`], [`style`], [`pyramid`],
+//! [`plan`], [`run`], [`engine`], [`color`], [`image`]) know nothing of C or
+//! of any host; [`capi`] adapts them to the C ABI declared in
 //! `include/styletransfer.h`; the host shims under `plugins/` use only that
-//! header.
+//! header. `docs/ARCHITECTURE.md` says what each module owns and how they
+//! depend on each other (`tests/architecture.rs` checks there is no cycle).
 //!
 //! ```no_run
 //! use styletransfer::{Engine, EngineOptions, LiveWeights, RunOptions, StyleImage, StyleSet, Weights, Flow};
@@ -25,26 +27,33 @@
 pub mod capi;
 pub mod color;
 pub mod cuda;
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod evaluator;
 pub mod image;
+mod level;
 pub mod loss;
 pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod pack;
 pub mod plan;
+pub mod pyramid;
+pub mod run;
 pub mod style;
-pub mod workload;
+pub mod targets;
 
 pub use color::PreserveColor;
-pub use engine::{DeviceChoice, Engine, EngineOptions, Flow, Init, Progress, RunOptions, RunOutput, RunReport};
+pub use device::{DeviceChoice, Precision};
+pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use image::RgbImage;
 pub use loss::{LiveWeights, LossTerms, Normalization, Weights};
-pub use model::{InputConvention, Precision};
+pub use model::InputConvention;
 pub use optim::{AdamOptions, LbfgsOptions, LineSearch, Optimizer};
 pub use pack::{PackInfo, StylePack};
 pub use plan::{MemoryOptions, Plan};
-pub use style::{StyleImage, StyleSet};
+pub use run::{Flow, Init, Progress, RunOptions, RunOutput, RunReport};
+pub use style::StyleSet;
+pub use targets::StyleImage;

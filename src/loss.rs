@@ -2,7 +2,8 @@
 //! terms, their weights, and the two normalisations.
 //!
 //! **Reference normalisation** (`Normalization::Reference`) is exactly that
-//! of `gatys_pytorch.py`, the peer we compare against:
+//! of the usual PyTorch implementation of Gatys et al. that we compare
+//! against (`tools/torch_reference.py` computes it independently):
 //! `content = mean((F₄₂ − T)²)`, `style = Σₗ wₗ · mean((Gₗ − Aₗ)²)` with
 //! `G = F Fᵀ / (C·H·W)` over relu1_1, relu2_1, relu3_1, relu4_1, relu5_1,
 //! total `= content_weight · content + style_weight · style + tv_weight · tv`;
@@ -299,12 +300,6 @@ impl<'a> Objective<'a> {
     /// relative normalisation).
     pub fn style_scales(&self) -> [f64; 5] {
         self.style_scales
-    }
-
-    /// Replaces the per-layer style factors (tiles use the whole level's,
-    /// times their share of it).
-    pub fn set_style_scales(&mut self, scales: [f64; 5]) {
-        self.style_scales = scales;
     }
 
     /// Mean square of the content target (what the relative normalisation

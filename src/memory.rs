@@ -53,3 +53,12 @@ pub fn release_host_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// On the CPU, gives the C heap's free pages back to the system
+/// ([`release_host_heap`]) between levels and tiles; on CUDA nothing, as the
+/// caching allocator reuses its blocks for the next tile or level.
+pub fn trim_host_heap(device: tch::Device) {
+    if !device.is_cuda() {
+        release_host_heap();
+    }
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{Device, Kind, Tensor};
 
+use crate::device::{Bf16Kernels, Precision};
 use crate::error::{Error, Result};
 
 /// The thirteen convolutions the engine runs: (name, in channels, out channels).
@@ -125,123 +126,6 @@ impl InputConvention {
         let _ = rgb.f_sub_(&add)?;
         let _ = rgb.f_div_(&mul)?;
         Ok(rgb)
-    }
-}
-
-/// Arithmetic precision of the network's convolutions. Gram matrices and
-/// losses are always accumulated in fp32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// Everything in fp32.
-    Fp32,
-    /// Convolutions in bfloat16 (the first one in fp32), accumulating in
-    /// fp32. On a CPU without native bfloat16 the same arithmetic is
-    /// emulated (see [`Bf16Kernels`]).
-    Bf16,
-    /// Convolutions in fp16 (the first one in fp32), the network run on activations scaled by 1/256
-    /// (exactly, as ReLU networks are positively homogeneous) against
-    /// overflow, and backward passes with their gradients scaled to fit.
-    Fp16,
-}
-
-impl Precision {
-    /// The tensor kind convolutions run in.
-    pub fn kind(self) -> Kind {
-        match self {
-            Self::Fp32 => Kind::Float,
-            Self::Bf16 => Kind::BFloat16,
-            Self::Fp16 => Kind::Half,
-        }
-    }
-
-    /// The smallest pixel change, display units (0..1), whose effect on the
-    /// input gradient stands clearly above this precision's rounding noise:
-    /// measured at 64², 100 evaluations into a run, gradient differences
-    /// across a bf16 step moving no pixel by more than 1/255 were 8-18 %
-    /// rounding error, across 1/2550 78-94 % (fp16 carries 3 bits more).
-    /// L-BFGS keeps no curvature pair from a shorter step.
-    pub fn resolution(self) -> f64 {
-        match self {
-            Self::Fp32 => 0.0,
-            Self::Bf16 => 2e-3,
-            Self::Fp16 => 2.5e-4,
-        }
-    }
-
-    /// How far the loss of one evaluation may stray from the exact one by
-    /// rounding alone, relative to the loss (0 for fp32). Measured at 64²,
-    /// reference normalisation, along a descent direction: bf16 loss
-    /// differences across steps of 0.01-0.1 Caffe units were off by
-    /// 3-10·10⁻⁴ of the loss.
-    pub fn loss_noise(self) -> f64 {
-        match self {
-            Self::Fp32 => 0.0,
-            Self::Bf16 => 1e-3,
-            Self::Fp16 => 1.25e-4,
-        }
-    }
-
-    /// Parses `fp32`, `bf16` or `fp16`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "fp32" => Some(Self::Fp32),
-            "bf16" => Some(Self::Bf16),
-            "fp16" => Some(Self::Fp16),
-            _ => None,
-        }
-    }
-
-    /// The name `from_name` accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fp32 => "fp32",
-            Self::Bf16 => "bf16",
-            Self::Fp16 => "fp16",
-        }
-    }
-}
-
-/// True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), as
-/// `/proc/cpuinfo` says, unless `ST_CPU_BF16=0` or `ST_CPU_BF16=1` in the
-/// environment says otherwise (so that tests cover both answers on any
-/// machine). Read once per process.
-pub fn cpu_has_bf16() -> bool {
-    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| match std::env::var("ST_CPU_BF16").as_deref() {
-        Ok("1") => true,
-        Ok("0") => false,
-        _ => std::fs::read_to_string("/proc/cpuinfo")
-            .map(|info| {
-                info.lines()
-                    .find(|l| l.starts_with("flags"))
-                    .is_some_and(|flags| flags.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"))
-            })
-            .unwrap_or(false),
-    })
-}
-
-/// How bf16 convolutions are computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bf16Kernels {
-    /// libtorch's bf16 kernels (CUDA, or a CPU with native bfloat16).
-    Native,
-    /// fp32 kernels on bf16 values: weights, every convolution's input and
-    /// output rounded to bf16 (round to nearest even), products accumulated
-    /// in fp32, which is what native bf16 convolutions compute. On a CPU
-    /// without native bfloat16 this runs at fp32 speed, where libtorch's own
-    /// bf16 kernels there are 4-8 times slower than fp32.
-    Emulated,
-}
-
-impl Bf16Kernels {
-    /// The kernels bf16 runs with on `device`: native on CUDA and on CPUs
-    /// with native bfloat16 ([`cpu_has_bf16`]), else emulated.
-    pub fn for_device(device: Device) -> Self {
-        if device.is_cuda() || cpu_has_bf16() {
-            Self::Native
-        } else {
-            Self::Emulated
-        }
     }
 }
 

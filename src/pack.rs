@@ -27,12 +27,11 @@ use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::loss::StyleTargets;
-use crate::model::{LAYERS, STYLE_LAYER_INDICES, STYLE_LAYER_NAMES};
-use crate::style::{distinct_ladder_sides, StyleImage, LADDER};
+use crate::model::{Vgg19, LAYERS, STYLE_LAYER_INDICES, STYLE_LAYER_NAMES};
+use crate::targets::{distinct_ladder_sides, image_targets, normalised_weights, StyleImage, LADDER};
 
 /// The `format` metadata value.
 pub const PACK_FORMAT: &str = "styletransfer-stpack";
@@ -121,22 +120,22 @@ fn channels(layer: usize) -> i64 {
 
 impl StylePack {
     /// Computes a pack from style images (blend weights finite, ≥ 0, not all
-    /// 0; normalised) with the engine's model, on the engine's device. The
-    /// targets equal those a run computes from the same images.
-    pub fn create(engine: &Engine, styles: &[StyleImage], name: &str) -> Result<Self> {
+    /// 0; normalised) with `model`, on its device. The targets equal those a
+    /// run computes from the same images.
+    pub fn create(model: &Vgg19, styles: &[StyleImage], name: &str) -> Result<Self> {
         let first = styles.first().ok_or_else(|| Error::invalid("style", "no style image given"))?;
         if name.trim().is_empty() {
             return Err(Error::invalid("name", "is empty"));
         }
-        let mut set = crate::style::StyleSet::default();
-        for style in styles {
-            set.add(style.clone())?;
-        }
-        let sum: f64 = styles.iter().map(|s| s.weight).sum();
+        let blend = normalised_weights(&styles.iter().map(|s| s.weight).collect::<Vec<_>>())?;
         let native = styles.iter().map(|s| s.image.width().max(s.image.height())).max().unwrap_or(0);
         let mut grams = HashMap::new();
         for side in distinct_ladder_sides(native) {
-            let targets = set.targets(engine, side)?;
+            let mut parts = Vec::with_capacity(styles.len());
+            for (style, &weight) in styles.iter().zip(&blend) {
+                parts.push((image_targets(model, &style.image, side)?, weight));
+            }
+            let targets = StyleTargets::blend(&parts)?;
             let on_cpu = targets
                 .grams
                 .iter()
@@ -148,9 +147,9 @@ impl StylePack {
         sides.sort_unstable();
         let info = PackInfo {
             name: name.trim().to_string(),
-            model_sha256: engine.model().weights_sha256().to_string(),
+            model_sha256: model.weights_sha256().to_string(),
             source_sha256: styles.iter().map(|s| image_sha256(&s.image)).collect(),
-            blend: styles.iter().map(|s| s.weight / sum).collect(),
+            blend,
             layers: STYLE_LAYER_NAMES.iter().map(|s| s.to_string()).collect(),
             sides,
             library_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -196,6 +195,24 @@ impl StylePack {
             let _ = std::fs::remove_file(&temporary);
             pack_error(path, format!("cannot write: {e}"))
         })
+    }
+
+    /// Whether `path` names a pack: its name ends in `.stpack` (any case),
+    /// or it starts as a pack does (a safetensors header: an 8-byte
+    /// little-endian length that fits the file, then `{`). Reads at most 9
+    /// bytes; a file that cannot be read is not a pack.
+    pub fn is_pack_path(path: &Path) -> bool {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("stpack")) {
+            return true;
+        }
+        let Ok(mut file) = File::open(path) else { return false };
+        let mut start = [0u8; 9];
+        if file.read_exact(&mut start).is_err() {
+            return false;
+        }
+        let length = u64::from_le_bytes(start[..8].try_into().unwrap_or_default());
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        start[8] == b'{' && length.checked_add(8).is_some_and(|end| end <= size)
     }
 
     /// Reads a pack and checks it was made with `model_sha256`.

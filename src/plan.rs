@@ -9,8 +9,9 @@
 //! style forward pass. It excludes the model weights and the runtime
 //! (libtorch's own footprint), which [`Plan::model_bytes`] reports apart.
 
+use crate::device::Precision;
 use crate::error::{Error, Result};
-use crate::model::{Precision, MIN_INPUT_SIDE};
+use crate::model::MIN_INPUT_SIDE;
 use crate::optim::Optimizer;
 
 /// Bytes per pixel of one evaluation in fp32 (activations kept for the
@@ -332,37 +333,8 @@ pub fn device_free_bytes(device: tch::Device) -> Option<u64> {
             // Leave a fifth to the rest of the system.
             Some(kib * 1024 / 5 * 4)
         }
-        tch::Device::Cuda(index) => cuda_free_bytes(index),
+        tch::Device::Cuda(index) => crate::cuda::free_bytes(index),
         _ => None,
-    }
-}
-
-/// Free bytes of CUDA device `index`, from `cudaMemGetInfo` in the CUDA
-/// runtime libtorch has loaded (looked up at run time; `None` without it).
-fn cuda_free_bytes(index: usize) -> Option<u64> {
-    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
-    type GetDevice = unsafe extern "C" fn(*mut i32) -> i32;
-    type SetDevice = unsafe extern "C" fn(i32) -> i32;
-    // SAFETY: dlsym on the global namespace with NUL-terminated names; the
-    // symbols, when present, are the CUDA runtime's functions of these
-    // signatures (cudaError_t is a C enum, an int).
-    unsafe {
-        let lookup = |name: &[u8]| libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast());
-        let (info, get, set) = (lookup(b"cudaMemGetInfo\0"), lookup(b"cudaGetDevice\0"), lookup(b"cudaSetDevice\0"));
-        if info.is_null() || get.is_null() || set.is_null() {
-            return None;
-        }
-        let info = std::mem::transmute::<*mut libc::c_void, MemGetInfo>(info);
-        let get = std::mem::transmute::<*mut libc::c_void, GetDevice>(get);
-        let set = std::mem::transmute::<*mut libc::c_void, SetDevice>(set);
-        let mut previous = 0i32;
-        if get(&mut previous) != 0 || set(index as i32) != 0 {
-            return None;
-        }
-        let (mut free, mut total) = (0usize, 0usize);
-        let status = info(&mut free, &mut total);
-        set(previous);
-        (status == 0).then_some(free as u64)
     }
 }
 

@@ -7,6 +7,7 @@ use std::ffi::{c_int, c_void, CString};
 
 use styletransfer::capi::*;
 use styletransfer::image::quantise;
+use styletransfer::targets::image_targets;
 use styletransfer::{Flow, Init, LiveWeights, RunOptions, StyleImage, StyleSet, Weights};
 
 fn rgb8(image: &styletransfer::RgbImage) -> Vec<u8> {
@@ -149,7 +150,7 @@ fn strength_raised_mid_run_trades_content_for_style() {
     let engine = support::cpu_engine();
     let to_image =
         |bytes: &[u8]| styletransfer::RgbImage::new(w, h, bytes.iter().map(|&v| v as f32 / 255.0).collect()).unwrap();
-    let style = engine.style_targets(&to_image(&style_bytes), w).unwrap();
+    let style = image_targets(engine.model(), &to_image(&style_bytes), w).unwrap();
     let content_input = engine.to_input(&to_image(&content_bytes)).unwrap();
     let objective = styletransfer::loss::Objective::new(
         engine.model(),

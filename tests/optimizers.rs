@@ -3,7 +3,7 @@
 
 mod support;
 
-use styletransfer::engine::{default_adam, default_lbfgs};
+use styletransfer::run::{default_adam, default_lbfgs};
 use styletransfer::{Flow, LiveWeights, Optimizer, RunOptions, StyleImage, StyleSet, Weights};
 
 #[test]

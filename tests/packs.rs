@@ -92,7 +92,7 @@ fn a_run_with_a_pack_equals_the_run_with_its_images() {
 /// the precision of the engine that made it.
 #[test]
 fn packs_are_byte_identical_at_every_precision() {
-    use styletransfer::model::Bf16Kernels;
+    use styletransfer::device::Bf16Kernels;
     use styletransfer::{DeviceChoice, Engine, EngineOptions, Precision, StyleImage, StylePack};
     let dir = scratch("packs-precision");
     let style = styletransfer::image::load(&sample("dabs.jpg")).unwrap().rgb.resize(120, 90).unwrap();
@@ -113,7 +113,7 @@ fn packs_are_byte_identical_at_every_precision() {
         })
         .unwrap();
         let path = dir.join(format!("{}-{kernels:?}.stpack", precision.name()));
-        StylePack::create(&engine, &styles, "Dabs").unwrap().save(&path).unwrap();
+        StylePack::create(engine.model(), &styles, "Dabs").unwrap().save(&path).unwrap();
         files.push((path.clone(), std::fs::read(&path).unwrap()));
     }
     for (path, bytes) in &files[1..] {

@@ -10,10 +10,10 @@
 
 mod support;
 
-use styletransfer::engine::{default_adam, default_lbfgs};
+use styletransfer::device::Bf16Kernels;
 use styletransfer::loss::{LossTerms, Objective, StyleTargets};
-use styletransfer::model::Bf16Kernels;
-use styletransfer::style::ladder_side;
+use styletransfer::run::{default_adam, default_lbfgs};
+use styletransfer::targets::{image_targets, ladder_side};
 use styletransfer::{
     DeviceChoice, Engine, EngineOptions, Flow, LbfgsOptions, LineSearch, LiveWeights, Normalization, Optimizer,
     Precision, RgbImage, RunOptions, StyleImage, StyleSet, Weights,
@@ -42,7 +42,7 @@ impl Judge {
         let engine = engine(Precision::Fp32, None);
         let input = engine.to_input(content).unwrap();
         let side = ladder_side(content.width().max(content.height()));
-        let targets = engine.style_targets(style, side).unwrap();
+        let targets = image_targets(engine.model(), style, side).unwrap();
         Self { engine, content: input, targets }
     }
 
@@ -158,10 +158,10 @@ fn bf16_reaches_fp32s_loss_with_adam_and_every_line_search() {
 fn targets_are_fp32_at_every_precision() {
     let (content, style) = inputs();
     let reference = engine(Precision::Fp32, None);
-    let expected = reference.style_targets(&style, 64).unwrap();
+    let expected = image_targets(reference.model(), &style, 64).unwrap();
     for (precision, kernels) in ALL_LOWER {
         let other = engine(precision, kernels);
-        let got = other.style_targets(&style, 64).unwrap();
+        let got = image_targets(other.model(), &style, 64).unwrap();
         for (layer, (a, b)) in expected.grams.iter().zip(&got.grams).enumerate() {
             assert_eq!(b.kind(), tch::Kind::Float);
             assert!(a.equal(b), "{}: style layer {layer} differs from fp32's", precision.name());
@@ -188,7 +188,7 @@ fn emulated_bf16_evaluates_like_native_bf16() {
     let weights = Weights::defaults(Normalization::Relative);
     let mut results = Vec::new();
     for engine in [&native, &emulated] {
-        let targets = engine.style_targets(&style, 64).unwrap();
+        let targets = image_targets(engine.model(), &style, 64).unwrap();
         let c = engine.to_input(&content).unwrap();
         let objective = Objective::new(engine.model(), &c, &targets, [1.0; 5], Normalization::Relative).unwrap();
         let (losses, grad) = objective.value_and_grad(&engine.to_input(&start).unwrap(), &weights).unwrap();

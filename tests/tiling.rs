@@ -9,7 +9,7 @@ use std::process::Command;
 
 use styletransfer::capi::*;
 use styletransfer::loss::Objective;
-use styletransfer::style::ladder_side;
+use styletransfer::targets::{image_targets, ladder_side};
 use styletransfer::{
     image, Flow, LiveWeights, MemoryOptions, Normalization, RgbImage, RunOptions, StyleImage, StyleSet, Weights,
 };
@@ -100,7 +100,7 @@ fn tiles_forced_by_the_budget_leave_no_seams_and_match_the_untiled_loss() {
     assert_eq!((tiled.image.width(), tiled.image.height()), (SIDE, SIDE));
 
     // The loss of each whole output under the reference objective.
-    let targets = engine.style_targets(&style, ladder_side(SIDE)).unwrap();
+    let targets = image_targets(engine.model(), &style, ladder_side(SIDE)).unwrap();
     let content_input = engine.to_input(&content).unwrap();
     let objective =
         Objective::new(engine.model(), &content_input, &targets, [1.0; 5], Normalization::Reference).unwrap();

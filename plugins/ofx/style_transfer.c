@@ -5,8 +5,10 @@
  * Contexts filter and general. Clips: Source; optional Style (a frame from
  * another node used as the style); optional Mask (its alpha blends the result
  * with the source); Output. Depths byte, short and float; RGBA and RGB;
- * premultiplied alpha is unpremultiplied before and premultiplied after;
- * render scale honoured; only the render window is written; the host's
+ * the host's images go to the library as they are (rows bottom-up,
+ * premultiplied or not: st_image flags), and the library converts the
+ * result into the output's render window (st_convert_image), so this file
+ * converts no pixels; render scale honoured; the host's
  * abort() is polled after every optimiser evaluation; the progress suite is
  * used when present; render thread safety is instance-safe (one render at a
  * time per instance, instances in parallel); style targets are cached per
@@ -61,7 +63,7 @@ typedef struct {
     st_context *ctx;       /* created at first render, for `device` */
     int ctx_device;        /* the device choice it was made for */
     char *style_key;       /* what the loaded style came from (NULL: none) */
-    float *last_output;    /* last rendered frame, RGBA float top-down (temporal mode) */
+    void *last_output;     /* last rendered frame, RGBA float top-down (temporal mode) */
     int last_width, last_height;
     double last_time;
 } Instance;
@@ -311,14 +313,14 @@ static OfxStatus regions_of_interest(OfxImageEffectHandle effect, OfxPropertySet
 
 /* ---------- pixels ---------- */
 
+/* A host image described for the library. OpenFX rows go bottom-up from
+ * bounds.y1; a negative row stride stores them top-down. */
 typedef struct {
-    OfxPropertySetHandle handle;
-    unsigned char *data;
+    OfxPropertySetHandle handle; /* NULL for images the plug-in owns */
     OfxRectI bounds;
-    int row_bytes;
-    int bytes;      /* per sample: 1, 2 or 4 */
-    int channels;   /* 1, 3 or 4 */
-    int premultiplied;
+    size_t pixel_bytes;
+    int channels; /* 1 (alpha), 3 or 4 */
+    st_image pixels;
 } Image;
 
 static int read_image(OfxImageClipHandle clip, OfxTime time, Image *out, char *why, size_t why_size) {
@@ -329,24 +331,23 @@ static int read_image(OfxImageClipHandle clip, OfxTime time, Image *out, char *w
     }
     char *depth = NULL, *components = NULL, *premult = NULL;
     void *data = NULL;
+    int row_bytes = 0;
     props->propGetPointer(out->handle, kOfxImagePropData, 0, &data);
     props->propGetIntN(out->handle, kOfxImagePropBounds, 4, &out->bounds.x1);
-    props->propGetInt(out->handle, kOfxImagePropRowBytes, 0, &out->row_bytes);
+    props->propGetInt(out->handle, kOfxImagePropRowBytes, 0, &row_bytes);
     props->propGetString(out->handle, kOfxImageEffectPropPixelDepth, 0, &depth);
     props->propGetString(out->handle, kOfxImageEffectPropComponents, 0, &components);
     props->propGetString(out->handle, kOfxImageEffectPropPreMultiplication, 0, &premult);
-    out->data = data;
-    out->bytes = depth && !strcmp(depth, kOfxBitDepthByte) ? 1 : depth && !strcmp(depth, kOfxBitDepthShort) ? 2
-               : depth && !strcmp(depth, kOfxBitDepthFloat) ? 4 : 0;
+    int bytes = depth && !strcmp(depth, kOfxBitDepthByte) ? 1 : depth && !strcmp(depth, kOfxBitDepthShort) ? 2
+              : depth && !strcmp(depth, kOfxBitDepthFloat) ? 4 : 0;
     out->channels = components && !strcmp(components, kOfxImageComponentRGBA) ? 4
                   : components && !strcmp(components, kOfxImageComponentRGB) ? 3
                   : components && !strcmp(components, kOfxImageComponentAlpha) ? 1 : 0;
-    out->premultiplied = premult && !strcmp(premult, kOfxImagePreMultiplied);
-    if (!out->data) {
+    if (!data) {
         snprintf(why, why_size, "the image has no pixels");
         return 0;
     }
-    if (!out->bytes) {
+    if (!bytes) {
         snprintf(why, why_size, "unsupported pixel depth %s", depth ? depth : "(none)");
         return 0;
     }
@@ -354,6 +355,28 @@ static int read_image(OfxImageClipHandle clip, OfxTime time, Image *out, char *w
         snprintf(why, why_size, "unsupported components %s", components ? components : "(none)");
         return 0;
     }
+    /* [depth][components]: alpha-only images are gray to the library. */
+    static const st_pixel_format formats[3][3] = {
+        {ST_PIXEL_GRAY8, ST_PIXEL_RGB8, ST_PIXEL_RGBA8},
+        {ST_PIXEL_GRAY16, ST_PIXEL_RGB16, ST_PIXEL_RGBA16},
+        {ST_PIXEL_GRAYF32, ST_PIXEL_RGBF32, ST_PIXEL_RGBAF32},
+    };
+    int w = out->bounds.x2 - out->bounds.x1, h = out->bounds.y2 - out->bounds.y1;
+    out->pixel_bytes = (size_t)bytes * out->channels;
+    st_image *im = &out->pixels;
+    im->format = (uint32_t)formats[bytes == 1 ? 0 : bytes == 2 ? 1 : 2][out->channels == 1 ? 0 : out->channels == 3 ? 1 : 2];
+    im->width = (uint32_t)(w > 0 ? w : 0);
+    im->height = (uint32_t)(h > 0 ? h : 0);
+    if (row_bytes >= 0) {
+        im->data = data;
+        im->stride_bytes = (size_t)row_bytes;
+        im->flags = ST_IMAGE_BOTTOM_UP;
+    } else { /* rows stored top-down: start at the top one */
+        im->data = (unsigned char *)data + (ptrdiff_t)(h - 1) * row_bytes;
+        im->stride_bytes = (size_t)-row_bytes;
+        im->flags = 0;
+    }
+    if (premult && !strcmp(premult, kOfxImagePreMultiplied) && out->channels == 4) im->flags |= ST_IMAGE_PREMULTIPLIED;
     return 1;
 }
 
@@ -362,50 +385,47 @@ static void release(Image *image) {
     image->handle = NULL;
 }
 
-static float sample_at(const Image *im, int x, int y, int c) {
-    const unsigned char *p = im->data + (ptrdiff_t)(y - im->bounds.y1) * im->row_bytes +
-                             ((size_t)(x - im->bounds.x1) * im->channels + c) * im->bytes;
-    if (im->bytes == 1) return *p / 255.0f;
-    if (im->bytes == 2) { uint16_t v; memcpy(&v, p, 2); return v / 65535.0f; }
-    float v; memcpy(&v, p, 4); return v;
+/* An RGBA float image the plug-in owns (zeroed), rows top-down, over `bounds`. */
+static int owned_image(Image *out, OfxRectI bounds, st_pixel_format format, int channels, uint32_t flags) {
+    memset(out, 0, sizeof *out);
+    int w = bounds.x2 - bounds.x1, h = bounds.y2 - bounds.y1;
+    out->bounds = bounds;
+    out->channels = channels;
+    out->pixel_bytes = (size_t)channels * sizeof(float);
+    void *data = calloc((size_t)w * h, out->pixel_bytes);
+    out->pixels = (st_image){data, (uint32_t)w, (uint32_t)h, (size_t)w * out->pixel_bytes, (uint32_t)format, flags};
+    return data != NULL;
 }
 
-static void store_at(const Image *im, int x, int y, int c, float v) {
-    unsigned char *p = im->data + (ptrdiff_t)(y - im->bounds.y1) * im->row_bytes +
-                       ((size_t)(x - im->bounds.x1) * im->channels + c) * im->bytes;
-    if (im->bytes == 1) {
-        *p = (unsigned char)lrintf(fminf(fmaxf(v, 0.0f), 1.0f) * 255.0f);
-    } else if (im->bytes == 2) {
-        uint16_t s = (uint16_t)lrintf(fminf(fmaxf(v, 0.0f), 1.0f) * 65535.0f);
-        memcpy(p, &s, 2);
-    } else {
-        memcpy(p, &v, 4);
-    }
-}
-
-/* The image as RGBA float, top row first (OFX rows go bottom-up), alpha 1
- * where there is none, colour unpremultiplied. */
-static float *to_rgba(const Image *im) {
-    int w = im->bounds.x2 - im->bounds.x1, h = im->bounds.y2 - im->bounds.y1;
-    float *out = malloc((size_t)w * h * 4 * sizeof(float));
-    if (!out) return NULL;
-    for (int row = 0; row < h; row++) {
-        int y = im->bounds.y2 - 1 - row;
-        for (int x = 0; x < w; x++) {
-            float *o = out + ((size_t)row * w + x) * 4;
-            int X = im->bounds.x1 + x;
-            if (im->channels == 1) {
-                o[0] = o[1] = o[2] = 0.0f;
-                o[3] = sample_at(im, X, y, 0);
-                continue;
-            }
-            for (int c = 0; c < 3; c++) o[c] = sample_at(im, X, y, c);
-            o[3] = im->channels == 4 ? sample_at(im, X, y, 3) : 1.0f;
-            if (im->premultiplied && im->channels == 4 && o[3] > 0.0f)
-                for (int c = 0; c < 3; c++) o[c] /= o[3];
-        }
-    }
+/* The part `r` (inside the image's bounds) of an image: the same rows, from
+ * the first pixel of `r`. */
+static st_image region(const Image *im, OfxRectI r) {
+    st_image out = im->pixels;
+    size_t rows_before = (im->pixels.flags & ST_IMAGE_BOTTOM_UP) ? (size_t)(r.y1 - im->bounds.y1)
+                                                                 : (size_t)(im->bounds.y2 - r.y2);
+    out.data = (unsigned char *)im->pixels.data + rows_before * im->pixels.stride_bytes +
+               (size_t)(r.x1 - im->bounds.x1) * im->pixel_bytes;
+    out.width = (uint32_t)(r.x2 - r.x1);
+    out.height = (uint32_t)(r.y2 - r.y1);
     return out;
+}
+
+static OfxRectI intersection(OfxRectI a, OfxRectI b) {
+    OfxRectI r = {a.x1 > b.x1 ? a.x1 : b.x1, a.y1 > b.y1 ? a.y1 : b.y1, a.x2 < b.x2 ? a.x2 : b.x2,
+                  a.y2 < b.y2 ? a.y2 : b.y2};
+    return r;
+}
+
+static int is_empty(OfxRectI r) { return r.x2 <= r.x1 || r.y2 <= r.y1; }
+
+/* FNV-1a over an image's pixel bytes, row by row (padding excluded). */
+static uint64_t hash_pixels(const st_image *im, size_t pixel_bytes) {
+    uint64_t hash = 1469598103934665603ULL;
+    for (uint32_t y = 0; y < im->height; y++) {
+        const unsigned char *row = (const unsigned char *)im->data + (size_t)y * im->stride_bytes;
+        for (size_t i = 0; i < im->width * pixel_bytes; i++) hash = (hash ^ row[i]) * 1099511628211ULL;
+    }
+    return hash;
 }
 
 /* ---------- render ---------- */
@@ -432,7 +452,8 @@ static OfxStatus ensure_context(OfxImageEffectHandle effect, Instance *inst, int
     forget_style(inst);
     st_options options;
     st_default_options(&options);
-    options.device = device == 1 ? "cpu" : device == 2 ? "cuda" : "auto";
+    options.device = st_device_name((uint32_t)device);
+    if (!options.device) return fail(effect, kOfxStatFailed, "Style Transfer: unknown device choice %d.", device);
     st_status status = st_create(&options, &inst->ctx);
     if (status != ST_OK)
         return fail(effect, kOfxStatFailed, "Style Transfer: cannot start the engine: %s%s", st_status_str((int)status),
@@ -484,26 +505,20 @@ static OfxStatus ensure_style(OfxImageEffectHandle effect, Instance *inst, OfxTi
             release(&style);
             return fail(effect, kOfxStatFailed, "Style Transfer: Style input: %s.", why);
         }
-        int w = style.bounds.x2 - style.bounds.x1, h = style.bounds.y2 - style.bounds.y1;
-        float *rgba = to_rgba(&style);
-        release(&style);
-        if (!rgba) return fail(effect, kOfxStatErrMemory, "Style Transfer: out of memory reading the Style input.");
         /* Key on the pixels: a changed upstream frame is a changed style. */
-        uint64_t hash = 1469598103934665603ULL;
-        const unsigned char *bytes = (const unsigned char *)rgba;
-        for (size_t i = 0; i < (size_t)w * h * 4 * sizeof(float); i++) hash = (hash ^ bytes[i]) * 1099511628211ULL;
-        snprintf(key, sizeof key, "clip:%dx%d:%016llx", w, h, (unsigned long long)hash);
+        snprintf(key, sizeof key, "clip:%ux%u:%u:%u:%016llx", style.pixels.width, style.pixels.height,
+                 style.pixels.format, style.pixels.flags,
+                 (unsigned long long)hash_pixels(&style.pixels, style.pixel_bytes));
         OfxStatus result = kOfxStatOK;
         if (!inst->style_key || strcmp(inst->style_key, key) != 0) {
             forget_style(inst);
             st_clear_styles(inst->ctx);
-            st_image image = {rgba, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
-            if (st_add_style(inst->ctx, &image, 1.0f) != ST_OK)
+            if (st_add_style(inst->ctx, &style.pixels, 1.0f) != ST_OK)
                 result = fail(effect, kOfxStatFailed, "Style Transfer: Style input: %s", st_last_error(inst->ctx));
             else
                 inst->style_key = strdup(key);
         }
-        free(rgba);
+        release(&style);
         return result;
     }
 
@@ -513,13 +528,8 @@ static OfxStatus ensure_style(OfxImageEffectHandle effect, Instance *inst, OfxTi
     if (inst->style_key && strcmp(inst->style_key, key) == 0) return kOfxStatOK;
     forget_style(inst);
     st_clear_styles(inst->ctx);
-    size_t n = strlen(file);
-    if (n > 7 && strcmp(file + n - 7, ".stpack") == 0) {
-        if (st_add_style_pack(inst->ctx, file, 1.0f) != ST_OK)
-            return fail(effect, kOfxStatFailed, "Style Transfer: %s", st_last_error(inst->ctx));
-    } else if (st_add_style_file(inst->ctx, file, 1.0f) != ST_OK) {
+    if (st_add_style_path(inst->ctx, file, 1.0f) != ST_OK)
         return fail(effect, kOfxStatFailed, "Style Transfer: style file: %s", st_last_error(inst->ctx));
-    }
     inst->style_key = strdup(key);
     return kOfxStatOK;
 }
@@ -552,8 +562,7 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     effects->clipGetHandle(effect, kOfxImageEffectOutputClipName, &output_clip, NULL);
     effects->clipGetHandle(effect, CLIP_MASK, &mask_clip, NULL);
 
-    Image source = {0}, output = {0}, mask = {0};
-    float *rgba = NULL, *plane = NULL;
+    Image source = {0}, output = {0}, mask = {0}, result = {0}, plane = {0};
     char why[256];
     OfxStatus status = kOfxStatOK;
     if (!read_image(source_clip, time, &source, why, sizeof why)) {
@@ -575,9 +584,10 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
         goto done;
     }
 
+    /* The whole source is optimised into an RGBA float frame (straight alpha,
+     * kept for temporal mode); its render window goes to the output. */
     int w = source.bounds.x2 - source.bounds.x1, h = source.bounds.y2 - source.bounds.y1;
-    rgba = to_rgba(&source);
-    if (!rgba) {
+    if (!owned_image(&result, source.bounds, ST_PIXEL_RGBAF32, 4, 0)) {
         status = fail(effect, kOfxStatErrMemory, "Style Transfer: out of memory.");
         goto done;
     }
@@ -587,10 +597,8 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     run.seed = (uint64_t)seed;
     run.preserve_color = preserve ? ST_PRESERVE_COLOR_LUMINANCE : ST_PRESERVE_COLOR_OFF;
     /* The preset is the working size at full resolution; proxies scale it down. */
-    double preset = quality == 0 ? 256 : quality == 2 ? 1024 : 512;
-    uint32_t working = (uint32_t)lround(preset * scale.x);
-    uint32_t long_side = (uint32_t)(w > h ? w : h);
-    run.working_size = working < long_side ? working : long_side;
+    run.quality = (uint32_t)(ST_QUALITY_PREVIEW + (quality < 0 ? 0 : quality > 2 ? 2 : quality));
+    run.render_scale = (float)scale.x;
     st_image init_image;
     if (temporal == 1 && inst->last_output && inst->last_width == w && inst->last_height == h &&
         fabs(inst->last_time - (time - 1.0)) < 1e-6) {
@@ -598,7 +606,6 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
         run.init = ST_INIT_IMAGE;
         run.init_image = &init_image;
     }
-    st_image mask_image;
     int mask_connected = 0;
     if (mask_clip) {
         OfxPropertySetHandle cp;
@@ -610,63 +617,59 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
             status = fail(effect, kOfxStatErrUnsupported, "Style Transfer: Mask: %s.", why);
             goto done;
         }
-        plane = malloc((size_t)w * h * sizeof(float));
-        if (!plane) {
+        /* The mask over the source's bounds, 0 where the host gave none: its
+         * alpha (RGBA masks) or its only channel (alpha-only masks). */
+        int alpha = mask.channels == 4;
+        if (!owned_image(&plane, source.bounds, alpha ? ST_PIXEL_RGBAF32 : mask.channels == 3 ? ST_PIXEL_RGBF32
+                                                                                                : ST_PIXEL_GRAYF32,
+                         mask.channels, alpha ? ST_IMAGE_MASK_ALPHA : 0)) {
             status = fail(effect, kOfxStatErrMemory, "Style Transfer: out of memory.");
             goto done;
         }
-        for (int row = 0; row < h; row++) {
-            int y = source.bounds.y2 - 1 - row;
-            for (int x = 0; x < w; x++) {
-                int X = source.bounds.x1 + x;
-                int inside = X >= mask.bounds.x1 && X < mask.bounds.x2 && y >= mask.bounds.y1 && y < mask.bounds.y2;
-                plane[(size_t)row * w + x] = inside ? sample_at(&mask, X, y, mask.channels - 1) : 0.0f;
+        OfxRectI common = intersection(mask.bounds, source.bounds);
+        if (!is_empty(common)) {
+            st_image from = region(&mask, common), to = region(&plane, common);
+            if (st_convert_image(&from, &to) != ST_OK) {
+                status = fail(effect, kOfxStatFailed, "Style Transfer: Mask: its pixels cannot be read.");
+                goto done;
             }
         }
-        mask_image = (st_image){plane, (uint32_t)w, (uint32_t)h, (size_t)w * 4, ST_PIXEL_GRAYF32, 0};
-        run.mask = &mask_image;
+        run.mask = &plane.pixels;
     }
 
     RenderState state = {effect, 0};
     if (progress && progress->progressStart(effect, "Style Transfer") == kOfxStatOK) state.progress_open = 1;
-    st_image image = {rgba, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
-    st_status result = st_run(inst->ctx, &image, &image, &run, on_progress, &state);
+    st_status ran = st_run(inst->ctx, &source.pixels, &result.pixels, &run, on_progress, &state);
     if (state.progress_open) progress->progressEnd(effect);
-    if (result == ST_CANCELLED) {
+    if (ran == ST_CANCELLED) {
         status = kOfxStatFailed; /* aborted by the host: no message, nothing written */
         goto done;
     }
-    if (result != ST_OK) {
-        status = fail(effect, result == ST_OUT_OF_MEMORY ? kOfxStatErrMemory : kOfxStatFailed, "Style Transfer: %s",
+    if (ran != ST_OK) {
+        status = fail(effect, ran == ST_OUT_OF_MEMORY ? kOfxStatErrMemory : kOfxStatFailed, "Style Transfer: %s",
                       st_last_error(inst->ctx));
         goto done;
     }
 
-    /* Keep the frame for temporal mode, then write the render window. */
-    free(inst->last_output);
-    inst->last_output = malloc((size_t)w * h * 16);
-    if (inst->last_output) {
-        memcpy(inst->last_output, rgba, (size_t)w * h * 16);
-        inst->last_width = w;
-        inst->last_height = h;
-        inst->last_time = time;
-    }
-    for (int y = window.y1; y < window.y2; y++) {
-        if (y < output.bounds.y1 || y >= output.bounds.y2 || y < source.bounds.y1 || y >= source.bounds.y2) continue;
-        int row = source.bounds.y2 - 1 - y;
-        for (int x = window.x1; x < window.x2; x++) {
-            if (x < output.bounds.x1 || x >= output.bounds.x2 || x < source.bounds.x1 || x >= source.bounds.x2) continue;
-            const float *s = rgba + ((size_t)row * w + (x - source.bounds.x1)) * 4;
-            float alpha = s[3];
-            float scale_rgb = output.premultiplied && output.channels == 4 ? alpha : 1.0f;
-            for (int c = 0; c < 3; c++) store_at(&output, x, y, c, s[c] * scale_rgb);
-            if (output.channels == 4) store_at(&output, x, y, 3, alpha);
+    OfxRectI written = intersection(intersection(window, output.bounds), source.bounds);
+    if (!is_empty(written)) {
+        st_image from = region(&result, written), to = region(&output, written);
+        if (st_convert_image(&from, &to) != ST_OK) {
+            status = fail(effect, kOfxStatFailed, "Style Transfer: Output: %s", "its pixels cannot be written.");
+            goto done;
         }
     }
+    /* Keep the frame for temporal mode. */
+    free(inst->last_output);
+    inst->last_output = result.pixels.data;
+    result.pixels.data = NULL;
+    inst->last_width = w;
+    inst->last_height = h;
+    inst->last_time = time;
     clear_message(effect);
 done:
-    free(plane);
-    free(rgba);
+    free(plane.pixels.data);
+    free(result.pixels.data);
     release(&mask);
     release(&output);
     release(&source);

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use styletransfer::engine::{default_adam, default_lbfgs, DEFAULT_ADAM_LR};
 use styletransfer::model::find_model;
 use styletransfer::pack::{list_packs, style_dirs};
+use styletransfer::run::{default_adam, default_lbfgs, DEFAULT_ADAM_LR};
 use styletransfer::{
     image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, Init, LbfgsOptions, LineSearch, LiveWeights,
     MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor, Result, RunOptions, StyleImage, StylePack,
@@ -102,7 +102,7 @@ struct Cli {
     /// Weights of the style layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1.
     #[arg(long, value_name = "W1,..,W5", value_delimiter = ',')]
     style_layer_weights: Option<Vec<f64>>,
-    /// Loss normalisation: relative (default) or reference (as gatys_pytorch.py).
+    /// Loss normalisation: relative (default) or reference (that of the usual PyTorch implementation).
     #[arg(long, value_enum, default_value_t = NormalizationArg::Relative)]
     normalization: NormalizationArg,
     /// Device: auto, cpu, cuda or cuda:N.
@@ -306,7 +306,7 @@ fn pack(command: &PackCommand) -> Result<()> {
                 threads: None,
             })?;
             let started = std::time::Instant::now();
-            let created = StylePack::create(&engine, &styles, name)?;
+            let created = StylePack::create(engine.model(), &styles, name)?;
             created.save(output)?;
             eprintln!(
                 "stylize: wrote {} ({} style sizes, {:.1} s)",

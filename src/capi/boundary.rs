@@ -165,6 +165,29 @@ pub(super) fn check_size(size: usize, expected: usize, name: &'static str) -> Re
     Ok(())
 }
 
+/// A caller's struct whose first field is its `size`: `size` may be this
+/// library's `size_of::<T>()` or one of `earlier` (the struct before fields
+/// were appended); the fields an earlier caller's struct lacks keep their
+/// values in `defaults`.
+///
+/// # Safety
+/// `ptr` must point to a struct of the `size` it declares.
+pub(super) unsafe fn read_versioned<T: Copy>(
+    ptr: *const T,
+    defaults: T,
+    earlier: &[usize],
+    name: &'static str,
+) -> Result<T> {
+    let size = ptr.cast::<usize>().read_unaligned();
+    let current = std::mem::size_of::<T>();
+    if size != current && !earlier.contains(&size) {
+        check_size(size, current, name)?;
+    }
+    let mut value = defaults;
+    std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size);
+    Ok(value)
+}
+
 /// A blend weight: finite and ≥ 0.
 pub(super) fn check_blend_weight(blend_weight: f32) -> Result<f64> {
     if !(blend_weight.is_finite() && blend_weight >= 0.0) {
@@ -174,7 +197,7 @@ pub(super) fn check_blend_weight(blend_weight: f32) -> Result<f64> {
     Ok(blend_weight as f64)
 }
 
-/// The library version, e.g. `"0.1.0"` (static storage; never NULL).
+/// The library version, e.g. `"0.2.0"` (static storage; never NULL).
 ///
 /// Thread-safe.
 #[no_mangle]

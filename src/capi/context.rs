@@ -8,10 +8,12 @@ use std::sync::Mutex;
 use super::boundary::{busy, c_str, check_size, lock, null_argument, st_version, Failure};
 use super::options::st_default_options;
 use super::types::*;
-use crate::engine::{DeviceChoice, Engine, EngineOptions};
+use crate::device::DeviceChoice;
+use crate::device::Precision;
+use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::loss::{LiveWeights, Normalization, Weights};
-use crate::model::{Precision, MODEL_FILE_NAME};
+use crate::model::MODEL_FILE_NAME;
 use crate::style::StyleSet;
 
 /// An engine: a model on a device, styles, weights, and the last error. Opaque.
@@ -263,5 +265,20 @@ pub unsafe extern "C" fn st_set_strength(ctx: *mut st_context, strength: f32) ->
             return Err(Error::invalid("strength", format!("{strength} is outside 0..1")).into());
         }
         Ok(context.choose(|c| c.strength = Some(strength as f64))?)
+    })
+}
+
+/// The `st_options.device` string of a host's device menu entry, one of
+/// [`st_device_choice`] (`"auto"`, `"cpu"`, `"cuda"`), in static storage;
+/// NULL for any other value. Thread-safe.
+#[no_mangle]
+pub extern "C" fn st_device_name(choice: u32) -> *const c_char {
+    ffi_boundary!({
+        match choice {
+            c if c == st_device_choice::ST_DEVICE_AUTO as u32 => c"auto".as_ptr(),
+            c if c == st_device_choice::ST_DEVICE_CPU as u32 => c"cpu".as_ptr(),
+            c if c == st_device_choice::ST_DEVICE_GPU as u32 => c"cuda".as_ptr(),
+            _ => std::ptr::null(),
+        }
     })
 }

@@ -2,6 +2,9 @@
 //! packs by path, pack creation, pack descriptions and the installed list
 //! of packs.
 
+#[cfg(doc)]
+use super::*; // the functions the docs link to
+
 use std::ffi::{c_char, CString};
 use std::path::Path;
 
@@ -75,7 +78,7 @@ pub unsafe extern "C" fn st_create_style_pack(
         let styles = styles_of(context)?;
         let images =
             styles.images().map_err(|_| Error::invalid("styles", "packs cannot be re-packed; add images only"))?;
-        let pack = StylePack::create(&context.engine, &images, name)?;
+        let pack = StylePack::create(context.engine.model(), &images, name)?;
         Ok(pack.save(Path::new(path))?)
     })
 }
@@ -251,6 +254,34 @@ pub unsafe extern "C" fn st_style_list_free(list: *mut st_style_list) {
     ffi_boundary!({
         if !list.is_null() {
             drop(Box::from_raw(list.cast::<StyleListBox>()));
+        }
+    })
+}
+
+/// Adds a style from a path that names either a style pack or a style
+/// image, with a blend weight (finite, ≥ 0): a file whose name ends in
+/// `.stpack` (any case), or whose contents are a pack's, is added as by
+/// [`st_add_style_pack`]; any other as by [`st_add_style_file`]. Hosts that
+/// let users pick either use this rather than looking at the name
+/// themselves.
+///
+/// Returns what those two functions return: `ST_NULL_ARGUMENT`,
+/// `ST_PACK_ERROR` for a bad pack, `ST_IMAGE_ERROR` for a missing or
+/// unreadable image, `ST_INVALID_ARGUMENT` for a bad weight, `ST_BUSY` from
+/// inside a progress callback. One thread at a time per handle.
+#[no_mangle]
+pub unsafe extern "C" fn st_add_style_path(ctx: *mut st_context, path: *const c_char, blend_weight: f32) -> st_status {
+    ffi_boundary!(ctx, |context| {
+        let path = c_str(path, "path")?.ok_or_else(|| null_argument("path"))?;
+        let weight = check_blend_weight(blend_weight)?;
+        let mut styles = styles_of(context)?;
+        let path = Path::new(path);
+        if StylePack::is_pack_path(path) {
+            let pack = StylePack::load(path, context.engine.model().weights_sha256())?;
+            Ok(styles.add_pack(pack, weight)?)
+        } else {
+            let image = crate::image::load(path)?.rgb;
+            Ok(styles.add(StyleImage { image, weight })?)
         }
     })
 }

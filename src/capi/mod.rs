@@ -36,6 +36,7 @@ pub use boundary::{st_status_str, st_test_panic, st_version};
 pub use context::*;
 pub use files::*;
 pub use options::*;
+pub use pixels::st_convert_image;
 pub use run::*;
 pub use styles::*;
 pub use types::*;

@@ -1,10 +1,18 @@
 //! Pixel buffers of the C ABI (`st_image`): validation and conversion to and
-//! from the core's RGB f32 image, alpha kept aside untouched.
+//! from the core's RGB f32 image, alpha kept aside untouched, and
+//! `st_convert_image`, which hosts use instead of converting pixels
+//! themselves.
 
+#[cfg(doc)]
+use super::*; // the functions the docs link to
+
+use super::boundary::null_argument;
+use super::types::*;
 use crate::error::{Error, Result};
 use crate::image::{linear_to_srgb, luma, srgb_to_linear, RgbImage};
 
-use super::{st_image, ST_IMAGE_LINEAR};
+/// Every flag `st_image.flags` may hold.
+const KNOWN_FLAGS: u32 = ST_IMAGE_LINEAR | ST_IMAGE_PREMULTIPLIED | ST_IMAGE_BOTTOM_UP | ST_IMAGE_MASK_ALPHA;
 
 /// Sample storage of a pixel format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +44,7 @@ pub(crate) struct Layout {
 impl Layout {
     /// The layout of an `st_pixel_format` value, `None` if unknown.
     pub fn of(format: u32) -> Option<Self> {
-        use super::st_pixel_format::*;
+        use st_pixel_format::*;
         let l = |sample, gray, alpha, bgr| Some(Layout { sample, gray, alpha, bgr });
         match format {
             f if f == ST_PIXEL_GRAY8 as u32 => l(Sample::U8, true, false, false),
@@ -74,6 +82,9 @@ pub(crate) struct View {
     stride: usize,
     pub layout: Layout,
     linear: bool,
+    premultiplied: bool,
+    bottom_up: bool,
+    mask_alpha: bool,
 }
 
 /// Checks an `st_image` and describes it. `name` is the argument's name for messages.
@@ -90,12 +101,19 @@ pub(crate) unsafe fn view(image: &st_image, name: &'static str) -> Result<View> 
     if image.width == 0 || image.height == 0 {
         return Err(Error::invalid(name, format!("size {}×{} is empty", image.width, image.height)));
     }
-    if image.flags & !ST_IMAGE_LINEAR != 0 {
+    if image.flags & !KNOWN_FLAGS != 0 {
         return Err(Error::invalid(name, format!("unknown flags {:#x}", image.flags)));
     }
-    let linear = image.flags & ST_IMAGE_LINEAR != 0;
+    let flag = |bit: u32| image.flags & bit != 0;
+    let linear = flag(ST_IMAGE_LINEAR);
     if linear && layout.sample != Sample::F32 {
         return Err(Error::invalid(name, "ST_IMAGE_LINEAR applies to float formats only"));
+    }
+    if flag(ST_IMAGE_PREMULTIPLIED) && !layout.alpha {
+        return Err(Error::invalid(name, "ST_IMAGE_PREMULTIPLIED applies to formats with alpha only"));
+    }
+    if flag(ST_IMAGE_MASK_ALPHA) && !layout.alpha {
+        return Err(Error::invalid(name, "ST_IMAGE_MASK_ALPHA applies to formats with alpha only"));
     }
     let row = (image.width as usize)
         .checked_mul(layout.pixel_bytes())
@@ -118,13 +136,16 @@ pub(crate) unsafe fn view(image: &st_image, name: &'static str) -> Result<View> 
         stride: image.stride_bytes,
         layout,
         linear,
+        premultiplied: flag(ST_IMAGE_PREMULTIPLIED),
+        bottom_up: flag(ST_IMAGE_BOTTOM_UP),
+        mask_alpha: flag(ST_IMAGE_MASK_ALPHA),
     })
 }
 
 impl View {
     /// Sample `channel` of pixel (x, y) as 0..1 (float formats: as stored).
     unsafe fn read(&self, x: usize, y: usize, channel: usize) -> f32 {
-        let offset = y * self.stride + (x * self.layout.channels() + channel) * self.layout.sample.bytes();
+        let offset = self.offset(x, y, channel);
         let p = self.data.add(offset);
         match self.layout.sample {
             Sample::U8 => *p as f32 / 255.0,
@@ -134,13 +155,19 @@ impl View {
     }
 
     unsafe fn write(&self, x: usize, y: usize, channel: usize, value: f32) {
-        let offset = y * self.stride + (x * self.layout.channels() + channel) * self.layout.sample.bytes();
+        let offset = self.offset(x, y, channel);
         let p = self.data.add(offset);
         match self.layout.sample {
             Sample::U8 => *p = (value.clamp(0.0, 1.0) * 255.0).round() as u8,
             Sample::U16 => p.cast::<u16>().write_unaligned((value.clamp(0.0, 1.0) * 65535.0).round() as u16),
             Sample::F32 => p.cast::<f32>().write_unaligned(value),
         }
+    }
+
+    /// Byte offset of sample `channel` of pixel (x, y), y counted from the top.
+    fn offset(&self, x: usize, y: usize, channel: usize) -> usize {
+        let row = if self.bottom_up { self.height as usize - 1 - y } else { y };
+        row * self.stride + (x * self.layout.channels() + channel) * self.layout.sample.bytes()
     }
 
     /// Display-range colour of a stored sample (float formats may be linear).
@@ -171,16 +198,23 @@ impl View {
         let colour_channels = if self.layout.gray { 1 } else { 3 };
         for y in 0..h {
             for x in 0..w {
+                let a = if self.layout.alpha { self.read(x, y, colour_channels) } else { 1.0 };
+                // Premultiplied colour where alpha is 0 carries nothing to divide out.
+                let straight = |v: f32| if self.premultiplied && a > 0.0 { v / a } else { v };
                 if self.layout.gray {
-                    let v = self.decode(self.read(x, y, 0));
+                    let v = self.decode(straight(self.read(x, y, 0)));
                     rgb.extend_from_slice(&[v, v, v]);
                 } else {
                     let (r, g, b) = (self.read(x, y, 0), self.read(x, y, 1), self.read(x, y, 2));
                     let (r, b) = if self.layout.bgr { (b, r) } else { (r, b) };
-                    rgb.extend_from_slice(&[self.decode(r), self.decode(g), self.decode(b)]);
+                    rgb.extend_from_slice(&[
+                        self.decode(straight(r)),
+                        self.decode(straight(g)),
+                        self.decode(straight(b)),
+                    ]);
                 }
                 if self.layout.alpha {
-                    alpha.push(self.read(x, y, colour_channels));
+                    alpha.push(a);
                 }
             }
         }
@@ -194,7 +228,8 @@ impl View {
         Ok((image, self.layout.alpha.then_some(alpha)))
     }
 
-    /// One value per pixel: the gray channel of gray formats, else luma.
+    /// One value per pixel: the alpha channel with `ST_IMAGE_MASK_ALPHA`,
+    /// else the gray channel of gray formats and the luma of colour ones.
     ///
     /// # Safety
     /// As for [`view`].
@@ -203,7 +238,9 @@ impl View {
         let mut plane = Vec::with_capacity(w * h);
         for y in 0..h {
             for x in 0..w {
-                let v = if self.layout.gray {
+                let v = if self.mask_alpha {
+                    self.read(x, y, self.layout.channels() - 1)
+                } else if self.layout.gray {
                     self.read(x, y, 0)
                 } else {
                     luma(self.read(x, y, 0), self.read(x, y, 1), self.read(x, y, 2))
@@ -226,18 +263,56 @@ impl View {
             for x in 0..w {
                 let i = y * w + x;
                 let p = &rgb.data()[i * 3..i * 3 + 3];
+                let a = alpha.map_or(1.0, |a| a[i]);
+                let scale = if self.premultiplied { a } else { 1.0 };
                 if self.layout.gray {
-                    self.write(x, y, 0, self.encode(luma(p[0], p[1], p[2])));
+                    // Gray stays exactly gray (a gray source converted to a gray target).
+                    let v = if p[0] == p[1] && p[1] == p[2] { p[0] } else { luma(p[0], p[1], p[2]) };
+                    self.write(x, y, 0, self.encode(v) * scale);
                 } else {
                     let (r, b) = if self.layout.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
-                    self.write(x, y, 0, self.encode(r));
-                    self.write(x, y, 1, self.encode(p[1]));
-                    self.write(x, y, 2, self.encode(b));
+                    self.write(x, y, 0, self.encode(r) * scale);
+                    self.write(x, y, 1, self.encode(p[1]) * scale);
+                    self.write(x, y, 2, self.encode(b) * scale);
                 }
                 if self.layout.alpha {
-                    self.write(x, y, colour_channels, alpha.map_or(1.0, |a| a[i]));
+                    self.write(x, y, colour_channels, a);
                 }
             }
         }
     }
+}
+
+/// Converts `source` into `target`, which must have the same width and
+/// height; formats and flags may differ. Colour goes through display-referred
+/// RGB (gray targets get its luma), alpha is copied (opaque when the source
+/// has none, dropped when the target has none), and `ST_IMAGE_LINEAR`,
+/// `ST_IMAGE_PREMULTIPLIED` and `ST_IMAGE_BOTTOM_UP` apply on each side as
+/// for [`st_run`]. The two may be the same buffer. A sub-rectangle of a
+/// larger image is converted by pointing `data` at its first pixel and
+/// keeping the larger image's `stride_bytes`. `target` is written only on
+/// `ST_OK`.
+///
+/// For hosts whose pixels the library does not take as they are (a crop of
+/// the result into the host's output window, say), so that no host converts
+/// pixels itself.
+///
+/// Returns `ST_NULL_ARGUMENT` for a NULL image, `ST_INVALID_ARGUMENT` for a
+/// bad image description, different sizes, or NaN or infinite colour
+/// samples. Thread-safe (for distinct buffers).
+#[no_mangle]
+pub unsafe extern "C" fn st_convert_image(source: *const st_image, target: *mut st_image) -> st_status {
+    ffi_boundary!("st_convert_image": {
+        let source = source.as_ref().ok_or_else(|| null_argument("source"))?;
+        let target = target.as_ref().ok_or_else(|| null_argument("target"))?;
+        let from = view(source, "source")?;
+        let to = view(target, "target")?;
+        if (from.width, from.height) != (to.width, to.height) {
+            let reason = format!("is {}×{} but the source is {}×{}", to.width, to.height, from.width, from.height);
+            return Err(Error::invalid("target", reason).into());
+        }
+        let (rgb, alpha) = from.to_rgb("source")?;
+        to.store(&rgb, alpha.as_deref());
+        Ok(())
+    })
 }

@@ -3,18 +3,18 @@
 
 use std::ffi::c_void;
 
-use super::boundary::{check_size, null_argument};
+use super::boundary::{check_size, null_argument, read_versioned};
 use super::context::{st_context, styles_of};
 use super::options::st_default_run_options;
 use super::pixels;
 use super::types::*;
 use crate::color::PreserveColor;
-use crate::engine::{default_adam, default_lbfgs, Flow, Init, RunOptions};
 use crate::error::{Error, Result};
 use crate::image::blend_with_mask;
 use crate::loss::Normalization;
 use crate::optim::Optimizer;
 use crate::plan::MemoryOptions;
+use crate::run::{default_adam, default_lbfgs, Flow, Init, RunOptions};
 
 /// A run's settings, converted.
 struct Request {
@@ -23,15 +23,44 @@ struct Request {
     mask: Option<(Vec<f32>, u32, u32)>,
 }
 
-unsafe fn run_request(options: *const st_run_options) -> Result<Request> {
+/// `st_run_options`'s size before `quality` and `render_scale` (0.1).
+const RUN_OPTIONS_SIZE_0_1: usize = std::mem::offset_of!(st_run_options, quality);
+
+/// Long sides of the [`st_quality`] presets.
+fn quality_side(quality: u32) -> Result<Option<u32>> {
+    match quality {
+        q if q == st_quality::ST_QUALITY_CUSTOM as u32 => Ok(None),
+        q if q == st_quality::ST_QUALITY_PREVIEW as u32 => Ok(Some(256)),
+        q if q == st_quality::ST_QUALITY_NORMAL as u32 => Ok(Some(512)),
+        q if q == st_quality::ST_QUALITY_HIGH as u32 => Ok(Some(1024)),
+        other => Err(Error::invalid("quality", format!("unknown value {other}"))),
+    }
+}
+
+/// The working long side `o` asks for on a `content`-sized image, if any.
+fn working_side(o: &st_run_options, content: (u32, u32)) -> Result<Option<u32>> {
+    let Some(preset) = quality_side(o.quality)? else {
+        return Ok((o.working_size > 0).then_some(o.working_size));
+    };
+    if o.working_size > 0 {
+        return Err(Error::invalid("quality", "set either quality or working_size, not both"));
+    }
+    let scale = if o.render_scale == 0.0 { 1.0 } else { o.render_scale };
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::invalid("render_scale", format!("{} is not a positive number", o.render_scale)));
+    }
+    let side = (preset as f64 * scale as f64).round().max(1.0) as u32;
+    Ok(Some(side.min(content.0.max(content.1)).max(1)))
+}
+
+/// `options` (NULL: the defaults) converted for a `content`-sized image.
+unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Result<Request> {
     let mut defaults = std::mem::zeroed::<st_run_options>();
     st_default_run_options(&mut defaults);
-    let o = match options.as_ref() {
-        Some(o) => {
-            check_size(o.size, std::mem::size_of::<st_run_options>(), "run_options")?;
-            *o
-        }
-        None => defaults,
+    let o = if options.is_null() {
+        defaults
+    } else {
+        read_versioned(options, defaults, &[RUN_OPTIONS_SIZE_0_1], "run_options")?
     };
     if o.iterations == 0 {
         return Err(Error::invalid("iterations", "must be at least 1"));
@@ -72,7 +101,7 @@ unsafe fn run_request(options: *const st_run_options) -> Result<Request> {
     let options = RunOptions {
         iterations: o.iterations as usize,
         scales: (o.scales > 0).then_some(o.scales as usize),
-        size: (o.working_size > 0).then_some(o.working_size),
+        size: working_side(&o, content)?,
         optimizer,
         init,
         seed: o.seed,
@@ -109,7 +138,7 @@ pub unsafe extern "C" fn st_plan_memory(
     ffi_boundary!(ctx, |context| {
         let out = out.as_mut().ok_or_else(|| null_argument("out"))?;
         check_size(out.size, std::mem::size_of::<st_memory_plan>(), "memory_plan")?;
-        let request = run_request(options)?;
+        let request = run_request(options, (width, height))?;
         let styles = styles_of(context)?;
         let plan = context.engine.plan((width, height), &styles, &request.options)?;
         let finest = plan.levels.last().ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
@@ -161,7 +190,7 @@ pub unsafe extern "C" fn st_run(
             let reason = format!("is {}×{} but the content is {width}×{height}", output_view.width, output_view.height);
             return Err(Error::invalid("output", reason).into());
         }
-        let request = run_request(options)?;
+        let request = run_request(options, (width, height))?;
         if let Some((_, mask_width, mask_height)) = &request.mask {
             if (*mask_width, *mask_height) != (width, height) {
                 let reason = format!("is {mask_width}×{mask_height} but the content is {width}×{height}");
@@ -171,7 +200,7 @@ pub unsafe extern "C" fn st_run(
         let (rgb, alpha) = content_view.to_rgb("content")?;
         let mut styles = styles_of(context)?;
         context.choose(|c| c.normalization = request.options.normalization)?;
-        let mut on_progress = |p: &crate::engine::Progress| {
+        let mut on_progress = |p: &crate::run::Progress| {
             let Some(callback) = progress else { return Flow::Continue };
             let report = st_progress {
                 scale_index: p.scale_index as u32,

@@ -2,6 +2,9 @@
 //! and the structs that describe runs, plans and packs. Their layout is the
 //! ABI: fields are only ever appended, behind a `size` field.
 
+#[cfg(doc)]
+use super::*; // the functions the docs link to
+
 use std::ffi::{c_char, c_int, c_void};
 
 /// Result of every fallible call. Values are fixed and never renumbered.
@@ -75,6 +78,23 @@ pub enum st_pixel_format {
 /// display-referred like 8-bit ones. Integer formats are always display-referred.
 pub const ST_IMAGE_LINEAR: u32 = 1;
 
+/// [`st_image`] flag: colour samples are premultiplied by alpha (formats
+/// with alpha only). They are divided by alpha when read (left as stored
+/// where alpha is 0) and multiplied by it when written. With
+/// [`ST_IMAGE_LINEAR`], premultiplication is in linear light.
+pub const ST_IMAGE_PREMULTIPLIED: u32 = 2;
+
+/// [`st_image`] flag: rows are stored bottom row first (OpenFX, OpenGL,
+/// BMP). `data` is then the first byte of the bottom row, and the row above
+/// it starts `stride_bytes` further on. Without it, `data` is the top row.
+pub const ST_IMAGE_BOTTOM_UP: u32 = 4;
+
+/// [`st_image`] flag for [`st_run_options`]`.mask`: the mask is the alpha
+/// channel (formats with alpha only), as compositing hosts use mattes.
+/// Without it, gray formats give their gray channel and colour formats
+/// their luma.
+pub const ST_IMAGE_MASK_ALPHA: u32 = 8;
+
 /// Convolution precision for [`st_options`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +119,7 @@ pub enum st_precision {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum st_optimizer {
-    /// L-BFGS (history 100, fixed step).
+    /// L-BFGS (history 100, Armijo backtracking line search).
     ST_OPTIMIZER_LBFGS = 0,
     /// Adam (step 0.02 of the display range).
     ST_OPTIMIZER_ADAM = 1,
@@ -139,12 +159,42 @@ pub enum st_normalization {
     ST_NORMALIZATION_REFERENCE = 1,
 }
 
+/// Working-size presets for [`st_run_options`]`.quality`, the choices hosts
+/// show. A preset's long side is multiplied by `render_scale` and never
+/// exceeds the content's long side.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_quality {
+    /// No preset: `working_size` decides.
+    ST_QUALITY_CUSTOM = 0,
+    /// 256 px.
+    ST_QUALITY_PREVIEW = 1,
+    /// 512 px.
+    ST_QUALITY_NORMAL = 2,
+    /// 1024 px.
+    ST_QUALITY_HIGH = 3,
+}
+
+/// Device choices as hosts number them in their menus; [`st_device_name`]
+/// gives the `st_options.device` string of each.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_device_choice {
+    /// `"auto"`: the first CUDA device when there is one, else the CPU.
+    ST_DEVICE_AUTO = 0,
+    /// `"cpu"`.
+    ST_DEVICE_CPU = 1,
+    /// `"cuda"`: CUDA device 0.
+    ST_DEVICE_GPU = 2,
+}
+
 /// An image in caller memory. For inputs the library only reads `data`; for
 /// outputs it writes `data` only when the call succeeds.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct st_image {
-    /// First byte of the top row. At least
+    /// First byte of the top row (of the bottom row with
+    /// [`ST_IMAGE_BOTTOM_UP`]). At least
     /// `stride_bytes * (height - 1) + width * bytes_per_pixel` bytes.
     pub data: *mut c_void,
     /// Width in pixels (> 0).
@@ -155,7 +205,8 @@ pub struct st_image {
     pub stride_bytes: usize,
     /// One of [`st_pixel_format`].
     pub format: u32,
-    /// 0 or [`ST_IMAGE_LINEAR`].
+    /// 0, or any of [`ST_IMAGE_LINEAR`], [`ST_IMAGE_PREMULTIPLIED`],
+    /// [`ST_IMAGE_BOTTOM_UP`] and [`ST_IMAGE_MASK_ALPHA`] combined with `|`.
     pub flags: u32,
 }
 
@@ -203,7 +254,8 @@ pub struct st_run_options {
     /// One of [`st_normalization`].
     pub normalization: u32,
     /// Optional mask, same size as the content (gray formats use their gray
-    /// channel, colour formats their luma): `out = m·stylised + (1−m)·content`.
+    /// channel, colour formats their luma, and with [`ST_IMAGE_MASK_ALPHA`]
+    /// the alpha channel): `out = m·stylised + (1−m)·content`.
     /// NULL: no mask.
     pub mask: *const st_image,
     /// Memory budget in MiB; pyramid levels that would exceed it are
@@ -214,6 +266,14 @@ pub struct st_run_options {
     pub tile_size: u32,
     /// Overlap between tiles in pixels; 0: the default (64).
     pub tile_overlap: u32,
+    /// One of [`st_quality`]: a working-size preset, used when
+    /// `working_size` is 0 (setting both is an error). Added in 0.2: a
+    /// caller built against the earlier header passes the earlier `size`,
+    /// and this field and the next get their defaults.
+    pub quality: u32,
+    /// What `quality`'s long side is multiplied by: a host's render scale
+    /// (OpenFX proxies render at 0.5 or 0.25). 0 means 1. Added in 0.2.
+    pub render_scale: f32,
 }
 
 /// A run's memory plan, filled by [`st_plan_memory`].

@@ -5,9 +5,17 @@
 //! a fixed step (`step`, the first one shrunk to `min(1, 1/|g|₁)`), the
 //! behaviour of `torch.optim.LBFGS` that most style-transfer code uses;
 //! Armijo backtracking (the default), which costs one evaluation per step
-//! as long as steps lower the loss and never takes one that raises it; and
-//! a strong-Wolfe search (Nocedal & Wright, algorithms 3.5 and 3.6, cubic
-//! interpolation), which spends more evaluations per step.
+//! as long as steps lower the loss enough; and a strong-Wolfe search
+//! (Nocedal & Wright, algorithms 3.5 and 3.6, cubic interpolation), which
+//! spends more evaluations per step.
+//!
+//! When no backtracking trial lowers the loss enough, the curvature history
+//! is dropped and the search starts again from a steepest-descent step; a
+//! fresh start that fails too asks the problem to refine (bf16 and fp16 go
+//! on in fp32) or, when it cannot, moves to the last trial anyway rather
+//! than repeat the same trials. When the evaluation budget ends inside a
+//! line search, its last trial is taken. So single steps may raise the
+//! loss; the result is always the lowest-loss point seen.
 
 use std::collections::VecDeque;
 
@@ -25,8 +33,8 @@ pub enum LineSearch {
     StrongWolfe,
     /// Armijo backtracking: the step is taken when it lowers the loss enough
     /// (c1 = 1e-4), else shortened by quadratic interpolation and tried again.
-    /// Usually one evaluation per iteration, like the fixed step, but a step
-    /// that raises the loss is never taken.
+    /// Usually one evaluation per iteration, like the fixed step; a step
+    /// that raises the loss is taken only as the module's notes say.
     Backtracking,
 }
 
@@ -39,8 +47,6 @@ pub struct LbfgsOptions {
     pub step: f64,
     /// Step-length strategy.
     pub line_search: LineSearch,
-    /// Stop when the largest gradient component falls to this (≤ 0: never).
-    pub tolerance_grad: f64,
     /// Length of the very first step, as the largest change of any component;
     /// `None` uses `step · min(1, 1/|g|₁)` as `torch.optim.LBFGS` does.
     pub first_step: Option<f64>,
@@ -48,7 +54,7 @@ pub struct LbfgsOptions {
 
 impl Default for LbfgsOptions {
     fn default() -> Self {
-        Self { history: 100, step: 1.0, line_search: LineSearch::Backtracking, tolerance_grad: 0.0, first_step: None }
+        Self { history: 100, step: 1.0, line_search: LineSearch::Backtracking, first_step: None }
     }
 }
 
@@ -251,9 +257,6 @@ pub fn lbfgs(problem: &mut dyn Problem, x0: &Tensor, max_evals: usize, options: 
 
     while evals < max_evals {
         let g = &current.grad;
-        if options.tolerance_grad > 0.0 && g.f_abs()?.f_max()?.f_double_value(&[])? <= options.tolerance_grad {
-            break;
-        }
         if current.generation != generation {
             // The objective changed under us: old curvature describes another function.
             history.clear();

@@ -12,6 +12,7 @@
  * AddressSanitizer runs everything.
  */
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -376,6 +377,19 @@ static void test_linear_float(st_context *ctx) {
     CHECK(worst <= 1.6 / 255.0);
 }
 
+/* Whether the left half of `masked` is `left` and its right half `right` (RGB8, W×H). */
+static void compare_halves(const uint8_t *masked, const uint8_t *left, const uint8_t *right, int *left_ok,
+                           int *right_ok) {
+    *left_ok = *right_ok = 1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) {
+                int i = 3 * (y * W + x) + c;
+                if (x < W / 2 && masked[i] != left[i]) *left_ok = 0;
+                if (x >= W / 2 && masked[i] != right[i]) *right_ok = 0;
+            }
+}
+
 static void test_mask(st_context *ctx) {
     uint8_t content[W * H * 3], masked[W * H * 3], mask[W * H];
     const uint8_t *full = rgb8_reference; /* the same run without a mask */
@@ -390,20 +404,175 @@ static void test_mask(st_context *ctx) {
     options.mask = &m;
     out = image_of(masked, W, H, W * 3, ST_PIXEL_RGB8);
     CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
-    int left_ok = 1, right_ok = 1;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
-            for (int c = 0; c < 3; c++) {
-                int i = 3 * (y * W + x) + c;
-                if (x < W / 2 && masked[i] != content[i]) left_ok = 0;
-                if (x >= W / 2 && masked[i] != full[i]) right_ok = 0;
-            }
+    int left_ok, right_ok;
+    compare_halves(masked, content, full, &left_ok, &right_ok);
     CHECK(left_ok);
     CHECK(right_ok);
     st_image wrong = image_of(mask, W - 1, H, W, ST_PIXEL_GRAY8);
     options.mask = &wrong;
     CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS(ctx, "mask");
+}
+
+/* What hosts hand over as they have it: rows bottom-up (OpenFX), colour
+ * premultiplied by alpha, a mask in the alpha channel, conversion between
+ * layouts, quality presets, device names, a style path that is either a pack
+ * or an image, and run options from the earlier header. */
+static void test_host_layouts(st_context *ctx) {
+    uint8_t content[W * H * 3], flipped[W * H * 3], out8[W * H * 3];
+    paint_rgb8(content, W, H, 0);
+    st_run_options options = quick_options(2);
+
+    /* Bottom-up rows: the same run as the top-down reference, bit for bit. */
+    for (int y = 0; y < H; y++) memcpy(flipped + (size_t)(H - 1 - y) * W * 3, content + (size_t)y * W * 3, W * 3);
+    st_image in = image_of(flipped, W, H, W * 3, ST_PIXEL_RGB8), out = image_of(out8, W, H, W * 3, ST_PIXEL_RGB8);
+    in.flags = ST_IMAGE_BOTTOM_UP;
+    CHECK_STATUS(st_run(ctx, &in, &out, &options, NULL, NULL), ST_OK);
+    CHECK(memcmp(out8, rgb8_reference, sizeof out8) == 0);
+
+    /* Premultiplied float with alpha 0.5 (exact in float): the reference's
+     * colour, multiplied by alpha on the way out; alpha kept. */
+    float *premultiplied = malloc(sizeof(float) * W * H * 4), *result = malloc(sizeof(float) * W * H * 4);
+    for (int i = 0; i < W * H; i++) {
+        for (int c = 0; c < 3; c++) premultiplied[4 * i + c] = content[3 * i + c] / 255.0f * 0.5f;
+        premultiplied[4 * i + 3] = 0.5f;
+    }
+    st_image pin = image_of(premultiplied, W, H, W * 16, ST_PIXEL_RGBAF32);
+    st_image pout = image_of(result, W, H, W * 16, ST_PIXEL_RGBAF32);
+    pin.flags = pout.flags = ST_IMAGE_PREMULTIPLIED;
+    CHECK_STATUS(st_run(ctx, &pin, &pout, &options, NULL, NULL), ST_OK);
+    double worst = 0;
+    for (int i = 0; i < W * H; i++) {
+        for (int c = 0; c < 3; c++) worst = fmax(worst, fabs(result[4 * i + c] - 0.5 * rgb8_reference[3 * i + c] / 255.0));
+        CHECK(result[4 * i + 3] == 0.5f);
+    }
+    CHECK(worst <= 0.5 / 255.0 + 1e-6);
+
+    /* The mask in the alpha channel of an RGBA8 image whose colour says the opposite. */
+    uint8_t mask[W * H * 4], masked[W * H * 3];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *m = mask + 4 * (y * W + x);
+            m[0] = m[1] = m[2] = x < W / 2 ? 255 : 0;
+            m[3] = x < W / 2 ? 0 : 255;
+        }
+    st_image m = image_of(mask, W, H, W * 4, ST_PIXEL_RGBA8);
+    m.flags = ST_IMAGE_MASK_ALPHA;
+    st_run_options masked_options = options;
+    masked_options.mask = &m;
+    in = image_of(content, W, H, W * 3, ST_PIXEL_RGB8);
+    out = image_of(masked, W, H, W * 3, ST_PIXEL_RGB8);
+    CHECK_STATUS(st_run(ctx, &in, &out, &masked_options, NULL, NULL), ST_OK);
+    int left_ok, right_ok;
+    compare_halves(masked, content, rgb8_reference, &left_ok, &right_ok);
+    CHECK(left_ok && right_ok);
+    st_image gray = image_of(mask, W, H, W, ST_PIXEL_GRAY8);
+    gray.flags = ST_IMAGE_MASK_ALPHA;
+    masked_options.mask = &gray;
+    CHECK_STATUS(st_run(ctx, &in, &out, &masked_options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "ST_IMAGE_MASK_ALPHA");
+    st_image straight = image_of(content, W, H, W * 3, ST_PIXEL_RGB8);
+    straight.flags = ST_IMAGE_PREMULTIPLIED;
+    CHECK_STATUS(st_run(ctx, &straight, &out, &options, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "ST_IMAGE_PREMULTIPLIED");
+
+    /* st_convert_image: straight RGBA8 to premultiplied bottom-up float and back. */
+    uint8_t rgba[W * H * 4], back[W * H * 4];
+    for (int i = 0; i < W * H; i++) {
+        memcpy(rgba + 4 * i, content + 3 * i, 3);
+        rgba[4 * i + 3] = (uint8_t)(i * 37 % 256);
+    }
+    st_image a = image_of(rgba, W, H, W * 4, ST_PIXEL_RGBA8), f = image_of(result, W, H, W * 16, ST_PIXEL_RGBAF32);
+    f.flags = ST_IMAGE_PREMULTIPLIED | ST_IMAGE_BOTTOM_UP;
+    CHECK_STATUS(st_convert_image(&a, &f), ST_OK);
+    worst = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const uint8_t *s = rgba + 4 * (y * W + x);
+            const float *d = result + 4 * ((H - 1 - y) * W + x);
+            for (int c = 0; c < 3; c++) worst = fmax(worst, fabs(d[c] - s[c] / 255.0 * (s[3] / 255.0)));
+            worst = fmax(worst, fabs(d[3] - s[3] / 255.0));
+        }
+    CHECK(worst < 1e-6);
+    st_image b = image_of(back, W, H, W * 4, ST_PIXEL_RGBA8);
+    CHECK_STATUS(st_convert_image(&f, &b), ST_OK);
+    int round_trip = 1;
+    for (int i = 0; i < W * H * 4; i++)
+        if (back[i] != rgba[i] && !(i % 4 != 3 && rgba[4 * (i / 4) + 3] == 0 && back[i] == 0)) round_trip = 0;
+    CHECK(round_trip); /* where alpha is 0, premultiplied colour is 0 */
+    st_image small = image_of(back, W - 1, H, W * 4, ST_PIXEL_RGBA8);
+    CHECK_STATUS(st_convert_image(&a, &small), ST_INVALID_ARGUMENT);
+    CHECK_STATUS(st_convert_image(NULL, &b), ST_NULL_ARGUMENT);
+    free(premultiplied);
+    free(result);
+
+    /* Quality presets: the finest level's long side, capped by the content. */
+    st_memory_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.size = sizeof plan;
+    st_run_options preset;
+    st_default_run_options(&preset);
+    CHECK(preset.quality == ST_QUALITY_CUSTOM && preset.render_scale == 1.0f);
+    preset.quality = ST_QUALITY_PREVIEW;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &preset, &plan), ST_OK);
+    CHECK(plan.tile_size == 256);
+    preset.render_scale = 0.5f;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &preset, &plan), ST_OK);
+    CHECK(plan.tile_size == 128);
+    preset.quality = ST_QUALITY_HIGH;
+    preset.render_scale = 1.0f;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &preset, &plan), ST_OK);
+    CHECK(plan.tile_size == 600);
+    preset.working_size = 300;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &preset, &plan), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "quality");
+    preset.working_size = 0;
+    preset.quality = 9;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &preset, &plan), ST_INVALID_ARGUMENT);
+    preset.quality = ST_QUALITY_NORMAL;
+    preset.render_scale = -1.0f;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &preset, &plan), ST_INVALID_ARGUMENT);
+
+    /* A caller built against the 0.1 header: its smaller struct, defaults for the rest. */
+    st_run_options earlier;
+    st_default_run_options(&earlier);
+    earlier.size = offsetof(st_run_options, quality);
+    earlier.quality = ST_QUALITY_PREVIEW; /* beyond its size: never read */
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &earlier, &plan), ST_OK);
+    CHECK(plan.tile_size == 512);
+    earlier.size = sizeof earlier + 8;
+    CHECK_STATUS(st_plan_memory(ctx, 600, 400, &earlier, &plan), ST_INVALID_ARGUMENT);
+
+    /* Device names for host menus. */
+    CHECK(strcmp(st_device_name(ST_DEVICE_AUTO), "auto") == 0);
+    CHECK(strcmp(st_device_name(ST_DEVICE_CPU), "cpu") == 0);
+    CHECK(strcmp(st_device_name(ST_DEVICE_GPU), "cuda") == 0);
+    CHECK(st_device_name(3) == NULL);
+
+    /* A style path: pack by name, pack by contents, image, nothing. */
+    st_style_list *list = NULL;
+    CHECK_STATUS(st_list_styles(&list), ST_OK);
+    const char *pack = list && list->count ? list->entries[0].path : NULL;
+    CHECK(pack != NULL);
+    if (pack) {
+        CHECK_STATUS(st_clear_styles(ctx), ST_OK);
+        CHECK_STATUS(st_add_style_path(ctx, pack, 1.0f), ST_OK);
+        FILE *from = fopen(pack, "rb"), *to = fopen("build/c/pack-without-extension", "wb");
+        CHECK(from && to);
+        int byte;
+        while (from && to && (byte = fgetc(from)) != EOF) fputc(byte, to);
+        if (from) fclose(from);
+        if (to) fclose(to);
+        CHECK_STATUS(st_add_style_path(ctx, "build/c/pack-without-extension", 1.0f), ST_OK);
+    }
+    st_style_list_free(list);
+    CHECK_STATUS(st_add_style_path(ctx, "examples/images/swirls.jpg", 1.0f), ST_OK);
+    CHECK_STATUS(st_add_style_path(ctx, "/nonexistent/style.png", 1.0f), ST_IMAGE_ERROR);
+    CHECK_STATUS(st_add_style_path(ctx, "/nonexistent/style.stpack", 1.0f), ST_PACK_ERROR);
+    CHECK_STATUS(st_add_style_path(ctx, NULL, 1.0f), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_add_style_path(ctx, "examples/images/swirls.jpg", -1.0f), ST_INVALID_ARGUMENT);
+    CHECK_STATUS(st_clear_styles(ctx), ST_OK);
+    add_style(ctx, 1);
 }
 
 typedef struct {
@@ -550,6 +719,7 @@ int main(void) {
     test_pixel_formats(ctx);
     if (!RUNNING_ON_VALGRIND) test_linear_float(ctx);
     test_mask(ctx);
+    test_host_layouts(ctx);
     test_cancel(ctx);
     test_weights_from_callback(ctx);
     test_style_packs(ctx);

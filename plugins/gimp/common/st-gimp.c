@@ -1,17 +1,16 @@
 /*
- * Shared part of the GIMP filter: parameters and the processing of one
- * region through the styletransfer C ABI. See st-gimp.h.
+ * Shared part of the GIMP filter: parameters, and the filtering of a
+ * drawable through the styletransfer C ABI. See st-gimp.h.
  */
 #include "st-gimp.h"
 
-#include <math.h>
 #include <string.h>
 
 void st_gimp_params_default(StGimpParams *params) {
     memset(params, 0, sizeof *params);
     params->strength = 0.5;
     params->iterations = 100;
-    params->quality = ST_QUALITY_NORMAL;
+    params->quality = ST_GIMP_QUALITY_NORMAL;
     params->preserve_color = FALSE;
     params->device = ST_DEVICE_AUTO;
 }
@@ -29,25 +28,20 @@ gboolean st_gimp_params_check(const StGimpParams *params, gchar **error) {
         *error = g_strdup_printf("Iterations %d is outside 1..5000.", params->iterations);
         return FALSE;
     }
-    if (params->quality < ST_QUALITY_PREVIEW || params->quality > ST_QUALITY_HIGH) {
+    if (params->quality < ST_GIMP_QUALITY_PREVIEW || params->quality > ST_GIMP_QUALITY_HIGH) {
         *error = g_strdup_printf("Quality %d is not 0 (preview), 1 (normal) or 2 (high).", params->quality);
         return FALSE;
     }
-    if (params->device < ST_DEVICE_AUTO || params->device > ST_DEVICE_GPU) {
+    if (params->device < 0 || st_device_name((uint32_t)params->device) == NULL) {
         *error = g_strdup_printf("Device %d is not 0 (auto), 1 (CPU) or 2 (GPU).", params->device);
         return FALSE;
     }
     return TRUE;
 }
 
-guint st_gimp_working_size(gint quality, gint width, gint height) {
-    guint preset = quality == ST_QUALITY_PREVIEW ? 256 : quality == ST_QUALITY_HIGH ? 1024 : 512;
-    guint long_side = (guint)MAX(width, height);
-    return MIN(preset, long_side);
-}
-
-/* The babl format and the matching st_pixel_format (display-referred). */
-static const Babl *formats(gboolean gray, gboolean alpha, StGimpDepth depth, st_pixel_format *st) {
+/* The babl format the region is read and written in (display-referred, the
+ * drawable's own depth: 8-bit, 16-bit, else float) and its st_pixel_format. */
+static const Babl *formats(const Babl *drawable_format, st_pixel_format *st) {
     static const char *names[3][2][2] = {
         /* u8 */ {{"R'G'B' u8", "R'G'B'A u8"}, {"Y' u8", "Y'A u8"}},
         /* u16 */ {{"R'G'B' u16", "R'G'B'A u16"}, {"Y' u16", "Y'A u16"}},
@@ -58,60 +52,37 @@ static const Babl *formats(gboolean gray, gboolean alpha, StGimpDepth depth, st_
         {{ST_PIXEL_RGB16, ST_PIXEL_RGBA16}, {ST_PIXEL_GRAY16, ST_PIXEL_GRAYA16}},
         {{ST_PIXEL_RGBF32, ST_PIXEL_RGBAF32}, {ST_PIXEL_GRAYF32, ST_PIXEL_GRAYAF32}},
     };
-    *st = codes[depth][gray ? 1 : 0][alpha ? 1 : 0];
-    return babl_format(names[depth][gray ? 1 : 0][alpha ? 1 : 0]);
+    const Babl *type = babl_format_get_type(drawable_format, 0);
+    int depth = type == babl_type("u8") ? 0 : type == babl_type("u16") ? 1 : 2;
+    int alpha = babl_format_has_alpha(drawable_format) ? 1 : 0;
+    int gray = babl_format_get_n_components(drawable_format) - alpha == 1 ? 1 : 0;
+    *st = codes[depth][gray][alpha];
+    return babl_format(names[depth][gray][alpha]);
 }
 
-static gboolean has_suffix(const gchar *path, const gchar *suffix) {
-    return g_str_has_suffix(path, suffix);
-}
-
-static gboolean add_style(st_context *ctx, const gchar *path, gchar **error) {
-    gchar *lower = g_ascii_strdown(path, -1);
-    gboolean is_pack = has_suffix(lower, ".stpack");
-    g_free(lower);
-    if (is_pack) {
-        if (st_add_style_pack(ctx, path, 1.0f) != ST_OK) {
-            *error = g_strdup_printf("Style pack: %s", st_last_error(ctx));
-            return FALSE;
-        }
-        return TRUE;
-    }
-    /* The library's own decoders: the same pixels the stylize CLI sees. */
-    if (st_add_style_file(ctx, path, 1.0f) != ST_OK) {
-        *error = g_strdup_printf("Style image: %s", st_last_error(ctx));
-        return FALSE;
-    }
-    return TRUE;
-}
-
-typedef struct {
-    StGimpProgressFn fn;
-    void *data;
-} ProgressRelay;
-
-static int relay_progress(void *user_data, const st_progress *p) {
-    ProgressRelay *relay = user_data;
-    if (!relay->fn) return 0;
+/* GIMP's progress bar, updated at most every 1 %. GIMP cancels a plug-in by
+ * asking it to quit and killing it 10 ms later, so there is nothing to poll:
+ * the image stays untouched because the shadow buffer is never merged. */
+static int show_progress(void *user_data, const st_progress *p) {
+    gdouble *last = user_data;
     double fraction = p->total_evaluations ? (double)p->evaluation / p->total_evaluations : 0.0;
-    return relay->fn(relay->data, fraction);
+    if (fraction - *last >= 0.01 || fraction >= 1.0) {
+        *last = fraction;
+        gimp_progress_update(fraction);
+    }
+    return 0;
 }
 
-gboolean st_gimp_process(const StGimpParams *params, GeglBuffer *source, GeglBuffer *target,
-                         const GeglRectangle *rect, gboolean gray, gboolean alpha, StGimpDepth depth,
-                         StGimpProgressFn progress, void *progress_data, gchar **error) {
+/* Stylises `rect` of `source` into `target` in `format`; FALSE with *error set on failure. */
+static gboolean process(const StGimpParams *params, GeglBuffer *source, GeglBuffer *target,
+                        const GeglRectangle *rect, const Babl *drawable_format, gchar **error) {
     gboolean ok = FALSE;
     st_context *ctx = NULL;
     guchar *pixels = NULL;
     st_pixel_format st_format;
-    const Babl *format = formats(gray, alpha, depth, &st_format);
+    const Babl *format = formats(drawable_format, &st_format);
     gint bpp = babl_format_get_bytes_per_pixel(format);
 
-    if (!st_gimp_params_check(params, error)) goto done;
-    if (rect->width < 1 || rect->height < 1) {
-        *error = g_strdup("The selection is empty.");
-        goto done;
-    }
     pixels = g_try_malloc((gsize)rect->width * rect->height * bpp);
     if (!pixels) {
         *error = g_strdup_printf("Not enough memory for a %d×%d region.", rect->width, rect->height);
@@ -121,14 +92,17 @@ gboolean st_gimp_process(const StGimpParams *params, GeglBuffer *source, GeglBuf
 
     st_options options;
     st_default_options(&options);
-    options.device = params->device == ST_DEVICE_CPU ? "cpu" : params->device == ST_DEVICE_GPU ? "cuda" : "auto";
+    options.device = st_device_name((uint32_t)params->device);
     st_status status = st_create(&options, &ctx);
     if (status != ST_OK) {
         *error = g_strdup_printf("Cannot start the style-transfer engine: %s%s", st_status_str((int)status),
                                  status == ST_MODEL_ERROR ? " (the model file was not found; set ST_MODEL)" : "");
         goto done;
     }
-    if (!add_style(ctx, params->style, error)) goto done;
+    if (st_add_style_path(ctx, params->style, 1.0f) != ST_OK) {
+        *error = g_strdup_printf("Style: %s", st_last_error(ctx));
+        goto done;
+    }
     if (st_set_strength(ctx, (float)params->strength) != ST_OK) {
         *error = g_strdup(st_last_error(ctx));
         goto done;
@@ -136,12 +110,12 @@ gboolean st_gimp_process(const StGimpParams *params, GeglBuffer *source, GeglBuf
     st_run_options run;
     st_default_run_options(&run);
     run.iterations = (uint32_t)params->iterations;
-    run.working_size = st_gimp_working_size(params->quality, rect->width, rect->height);
+    run.quality = (uint32_t)(ST_QUALITY_PREVIEW + params->quality);
     run.preserve_color = params->preserve_color ? ST_PRESERVE_COLOR_LUMINANCE : ST_PRESERVE_COLOR_OFF;
     st_image image = {pixels, (uint32_t)rect->width, (uint32_t)rect->height, (size_t)rect->width * bpp,
                       (uint32_t)st_format, 0};
-    ProgressRelay relay = {progress, progress_data};
-    status = st_run(ctx, &image, &image, &run, relay_progress, &relay);
+    gdouble last = -1.0;
+    status = st_run(ctx, &image, &image, &run, show_progress, &last);
     if (status == ST_CANCELLED) {
         *error = g_strdup("Cancelled");
         goto done;
@@ -156,4 +130,32 @@ done:
     st_destroy(ctx);
     g_free(pixels);
     return ok;
+}
+
+GimpPDBStatusType st_gimp_filter(const StGimpParams *params, StGimpDrawable drawable, gboolean flush,
+                                 gchar **error) {
+    if (gimp_drawable_is_indexed(drawable)) {
+        *error = g_strdup("Style transfer works on RGB and grayscale layers; convert the indexed image to RGB "
+                          "first (Image > Mode > RGB).");
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
+    if (!st_gimp_params_check(params, error)) return GIMP_PDB_CALLING_ERROR;
+    gint x, y, width, height;
+    if (!gimp_drawable_mask_intersect(drawable, &x, &y, &width, &height)) {
+        *error = g_strdup("The selection does not touch the layer.");
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
+    GeglBuffer *source = gimp_drawable_get_buffer(drawable);
+    GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
+    GeglRectangle rect = {x, y, width, height};
+    gimp_progress_init("Style transfer");
+    gboolean ok = process(params, source, shadow, &rect, gimp_drawable_get_format(drawable), error);
+    g_object_unref(shadow); /* flushes the shadow tiles to GIMP */
+    g_object_unref(source);
+    if (!ok) return g_strcmp0(*error, "Cancelled") == 0 ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
+    gimp_progress_update(1.0);
+    gimp_drawable_merge_shadow(drawable, TRUE);
+    gimp_drawable_update(drawable, x, y, width, height);
+    if (flush) gimp_displays_flush();
+    return GIMP_PDB_SUCCESS;
 }

@@ -1,15 +1,16 @@
 /*
  * The part of the GIMP filter shared by the GIMP 2.10 and GIMP 3.0 shims:
- * parameters, their validation, and the processing of one drawable region
- * (GEGL buffers in, shadow buffer out) through the styletransfer C ABI.
- * Nothing here calls libgimp; each shim does registration, dialog,
- * selection, progress and PDB errors with its own API.
+ * parameters and their validation, and the whole filtering of a drawable
+ * (selection, GEGL buffers, shadow buffer, merge, progress) through the
+ * styletransfer C ABI. It uses only the libgimp calls both versions have;
+ * they differ in how a drawable is named (an ID in 2.10, an object in 3.0),
+ * which StGimpDrawable hides. Each shim keeps registration, run modes,
+ * dialog and last values.
  */
 #ifndef ST_GIMP_H
 #define ST_GIMP_H
 
-#include <gegl.h>
-#include <glib.h>
+#include <libgimp/gimp.h>
 
 #include <styletransfer.h>
 
@@ -30,17 +31,19 @@
 #define ST_GIMP_AUTHOR "styletransfer authors"
 #define ST_GIMP_DATE "2026"
 
-enum { ST_QUALITY_PREVIEW = 0, ST_QUALITY_NORMAL = 1, ST_QUALITY_HIGH = 2 };
-enum { ST_DEVICE_AUTO = 0, ST_DEVICE_CPU = 1, ST_DEVICE_GPU = 2 };
+/* The quality argument as scripts pass it (0..2); the library's st_quality
+ * numbers the same presets from ST_QUALITY_PREVIEW. The device argument
+ * uses the library's st_device_choice values (0 auto, 1 CPU, 2 GPU). */
+enum { ST_GIMP_QUALITY_PREVIEW = 0, ST_GIMP_QUALITY_NORMAL = 1, ST_GIMP_QUALITY_HIGH = 2 };
 
 /* The filter's parameters (also the "last values" blob: plain data only). */
 typedef struct {
     gchar style[1024];   /* image file or .stpack */
     gdouble strength;    /* 0..1 */
     gint iterations;     /* 1..5000 */
-    gint quality;        /* ST_QUALITY_* */
+    gint quality;        /* ST_GIMP_QUALITY_* */
     gint preserve_color; /* boolean */
-    gint device;         /* ST_DEVICE_* */
+    gint device;         /* st_device_choice */
 } StGimpParams;
 
 void st_gimp_params_default(StGimpParams *params);
@@ -48,23 +51,20 @@ void st_gimp_params_default(StGimpParams *params);
 /* Checks ranges; on failure returns FALSE and sets *error (g_free it). */
 gboolean st_gimp_params_check(const StGimpParams *params, gchar **error);
 
-/* The working long side for a quality preset and a region. */
-guint st_gimp_working_size(gint quality, gint width, gint height);
-
-/* Layer storage: 0 = 8-bit, 1 = 16-bit, 2 = float (anything else). */
-typedef enum { ST_GIMP_U8, ST_GIMP_U16, ST_GIMP_FLOAT } StGimpDepth;
-
-/* Progress: fraction 0..1; return non-zero to cancel. */
-typedef int (*StGimpProgressFn)(void *user_data, double fraction);
+#if GIMP_MAJOR_VERSION >= 3
+typedef GimpDrawable *StGimpDrawable;
+#else
+typedef gint32 StGimpDrawable;
+#endif
 
 /*
- * Stylises `rect` of `source` into the same rectangle of `target` (the
- * drawable's shadow buffer). `gray`/`alpha` describe the drawable, `depth`
- * its precision. Returns TRUE on success; on failure sets *error (g_free it)
- * and writes nothing. Cancelled runs fail with the message "Cancelled".
+ * Stylises the selected part of `drawable` (all of it without a selection)
+ * as one undo step, with GIMP's progress bar; `flush` updates the displays
+ * afterwards (not in non-interactive runs). Returns GIMP_PDB_SUCCESS, or
+ * GIMP_PDB_CANCEL, GIMP_PDB_CALLING_ERROR or GIMP_PDB_EXECUTION_ERROR with
+ * *error set (g_free it); on failure the drawable is untouched.
  */
-gboolean st_gimp_process(const StGimpParams *params, GeglBuffer *source, GeglBuffer *target,
-                         const GeglRectangle *rect, gboolean gray, gboolean alpha, StGimpDepth depth,
-                         StGimpProgressFn progress, void *progress_data, gchar **error);
+GimpPDBStatusType st_gimp_filter(const StGimpParams *params, StGimpDrawable drawable, gboolean flush,
+                                 gchar **error);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * GIMP 2.10 shim of the style-transfer filter: PDB registration, run modes,
- * dialog, last values, selection, shadow buffer and progress. The work is in
- * ../common/st-gimp.c, which talks to the library through styletransfer.h.
+ * dialog and last values. The filtering (selection, shadow buffer, progress)
+ * is in ../common/st-gimp.c, which talks to the library through
+ * styletransfer.h.
  */
 #include <string.h>
 
@@ -86,8 +87,8 @@ static gboolean dialog(StGimpParams *params) {
                                                  1, 1000, 1, 10, 0, TRUE, 0, 0, NULL, NULL);
     g_signal_connect(iterations, "value-changed", G_CALLBACK(gimp_int_adjustment_update), &params->iterations);
 
-    GtkWidget *quality = gimp_int_combo_box_new("Preview (256 px)", ST_QUALITY_PREVIEW, "Normal (512 px)",
-                                                ST_QUALITY_NORMAL, "High (1024 px)", ST_QUALITY_HIGH, NULL);
+    GtkWidget *quality = gimp_int_combo_box_new("Preview (256 px)", ST_GIMP_QUALITY_PREVIEW, "Normal (512 px)",
+                                                ST_GIMP_QUALITY_NORMAL, "High (1024 px)", ST_GIMP_QUALITY_HIGH, NULL);
     gimp_int_combo_box_connect(GIMP_INT_COMBO_BOX(quality), params->quality, G_CALLBACK(gimp_int_combo_box_get_active),
                                &params->quality);
     gimp_table_attach_aligned(GTK_TABLE(grid), 0, 4, "_Quality:", 0.0, 0.5, quality, 2, FALSE);
@@ -121,18 +122,6 @@ static gboolean dialog(StGimpParams *params) {
 
 /* ---------- running ---------- */
 
-static int show_progress(void *user_data, double fraction) {
-    gdouble *last = user_data;
-    if (fraction - *last >= 0.01 || fraction >= 1.0) {
-        *last = fraction;
-        gimp_progress_update(fraction);
-    }
-    /* GIMP 2.10 cancels a plug-in by asking it to quit and killing it 10 ms
-     * later, so there is nothing to poll here: the image stays untouched
-     * because the shadow buffer is never merged. */
-    return 0;
-}
-
 static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals) {
     static GimpParam values[2];
     GimpRunMode run_mode = (GimpRunMode)param[0].data.d_int32;
@@ -146,7 +135,6 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
     gegl_init(NULL, NULL);
     st_gimp_params_default(&params);
 
-    gint32 image = param[1].data.d_image;
     gint32 drawable = param[2].data.d_drawable;
     switch (run_mode) {
     case GIMP_RUN_INTERACTIVE:
@@ -172,42 +160,10 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
         break;
     }
 
-    if (status == GIMP_PDB_SUCCESS && gimp_drawable_is_indexed(drawable)) {
-        status = GIMP_PDB_EXECUTION_ERROR;
-        error = g_strdup("Style transfer works on RGB and grayscale layers; convert the indexed image to RGB first "
-                         "(Image > Mode > RGB).");
-    }
-    if (status == GIMP_PDB_SUCCESS && !st_gimp_params_check(&params, &error)) status = GIMP_PDB_CALLING_ERROR;
-
-    gint x, y, width, height;
-    if (status == GIMP_PDB_SUCCESS && !gimp_drawable_mask_intersect(drawable, &x, &y, &width, &height)) {
-        status = GIMP_PDB_EXECUTION_ERROR;
-        error = g_strdup("The selection does not touch the layer.");
-    }
     if (status == GIMP_PDB_SUCCESS) {
-        GimpPrecision precision = gimp_image_get_precision(image);
-        StGimpDepth depth = ST_GIMP_FLOAT;
-        if (precision == GIMP_PRECISION_U8_GAMMA || precision == GIMP_PRECISION_U8_LINEAR) depth = ST_GIMP_U8;
-        if (precision == GIMP_PRECISION_U16_GAMMA || precision == GIMP_PRECISION_U16_LINEAR) depth = ST_GIMP_U16;
-        gboolean gray = gimp_drawable_is_gray(drawable);
-        gboolean alpha = gimp_drawable_has_alpha(drawable);
-        GeglBuffer *source = gimp_drawable_get_buffer(drawable);
-        GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
-        GeglRectangle rect = {x, y, width, height};
-        gdouble last = -1.0;
-        gimp_progress_init("Style transfer");
-        gboolean ok = st_gimp_process(&params, source, shadow, &rect, gray, alpha, depth, show_progress, &last, &error);
-        g_object_unref(shadow); /* flushes the shadow tiles to GIMP */
-        g_object_unref(source);
-        if (ok) {
-            gimp_progress_update(1.0);
-            gimp_drawable_merge_shadow(drawable, TRUE);
-            gimp_drawable_update(drawable, x, y, width, height);
-            if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
-            if (run_mode == GIMP_RUN_INTERACTIVE) gimp_set_data(ST_GIMP_PROC, &params, sizeof params);
-        } else {
-            status = g_strcmp0(error, "Cancelled") == 0 ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
-        }
+        status = st_gimp_filter(&params, drawable, run_mode != GIMP_RUN_NONINTERACTIVE, &error);
+        if (status == GIMP_PDB_SUCCESS && run_mode == GIMP_RUN_INTERACTIVE)
+            gimp_set_data(ST_GIMP_PROC, &params, sizeof params);
     }
 
     values[0].type = GIMP_PDB_STATUS;

@@ -1,8 +1,9 @@
 /*
  * GIMP 3.0 shim of the style-transfer filter: a GimpPlugIn with one image
- * procedure, its arguments (which GIMP turns into the dialog and remembers
- * as last values), selection, shadow buffer and progress. The work is in
- * ../common/st-gimp.c, which talks to the library through styletransfer.h.
+ * procedure and its arguments (which GIMP turns into the dialog and
+ * remembers as last values). The filtering (selection, shadow buffer,
+ * progress) is in ../common/st-gimp.c, which talks to the library through
+ * styletransfer.h.
  */
 #include <string.h>
 
@@ -61,19 +62,9 @@ static gboolean pack_path(gint index, gchar *out, gsize size) {
     return found;
 }
 
-static int show_progress(void *user_data, double fraction) {
-    gdouble *last = user_data;
-    if (fraction - *last >= 0.01 || fraction >= 1.0) {
-        *last = fraction;
-        gimp_progress_update(fraction);
-    }
-    /* GIMP cancels a plug-in by asking it to quit and killing it 10 ms later;
-     * nothing to poll: the image stays untouched (shadow buffer not merged). */
-    return 0;
-}
-
 static GimpValueArray *plugin_run(GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
                               GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data) {
+    (void)image;
     (void)run_data;
     gegl_init(NULL, NULL);
     if (!drawables || !drawables[0] || drawables[1])
@@ -102,53 +93,12 @@ static GimpValueArray *plugin_run(GimpProcedure *procedure, GimpRunMode run_mode
     g_free(style);
 
     gchar *error = NULL;
-    if (gimp_drawable_is_indexed(drawable))
-        return failure(procedure, GIMP_PDB_EXECUTION_ERROR,
-                       "Style transfer works on RGB and grayscale layers; convert the indexed image to RGB first "
-                       "(Image > Mode > RGB).");
-    if (!st_gimp_params_check(&params, &error)) {
-        GimpValueArray *result = failure(procedure, GIMP_PDB_CALLING_ERROR, error);
-        g_free(error);
-        return result;
-    }
-    gint x, y, width, height;
-    if (!gimp_drawable_mask_intersect(drawable, &x, &y, &width, &height))
-        return failure(procedure, GIMP_PDB_EXECUTION_ERROR, "The selection does not touch the layer.");
-
-    StGimpDepth depth = ST_GIMP_FLOAT;
-    switch (gimp_image_get_precision(image)) {
-    case GIMP_PRECISION_U8_LINEAR:
-    case GIMP_PRECISION_U8_NON_LINEAR:
-    case GIMP_PRECISION_U8_PERCEPTUAL:
-        depth = ST_GIMP_U8;
-        break;
-    case GIMP_PRECISION_U16_LINEAR:
-    case GIMP_PRECISION_U16_NON_LINEAR:
-    case GIMP_PRECISION_U16_PERCEPTUAL:
-        depth = ST_GIMP_U16;
-        break;
-    default:
-        break;
-    }
-    GeglBuffer *source = gimp_drawable_get_buffer(drawable);
-    GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
-    GeglRectangle rect = {x, y, width, height};
-    gdouble last = -1.0;
-    gimp_progress_init("Style transfer");
-    gboolean ok = st_gimp_process(&params, source, shadow, &rect, gimp_drawable_is_gray(drawable),
-                                  gimp_drawable_has_alpha(drawable), depth, show_progress, &last, &error);
-    g_object_unref(shadow);
-    g_object_unref(source);
-    if (!ok) {
-        GimpPDBStatusType status = g_strcmp0(error, "Cancelled") == 0 ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
+    GimpPDBStatusType status = st_gimp_filter(&params, drawable, run_mode != GIMP_RUN_NONINTERACTIVE, &error);
+    if (status != GIMP_PDB_SUCCESS) {
         GimpValueArray *result = failure(procedure, status, error);
         g_free(error);
         return result;
     }
-    gimp_progress_update(1.0);
-    gimp_drawable_merge_shadow(drawable, TRUE);
-    gimp_drawable_update(drawable, x, y, width, height);
-    if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
     return gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
 }
 
@@ -174,8 +124,8 @@ static GimpProcedure *st_create_procedure(GimpPlugIn *plug_in, const gchar *name
                                     "Optimiser evaluations per pyramid scale", 1, 5000, 100, G_PARAM_READWRITE);
     gimp_procedure_add_choice_argument(
         procedure, "quality", "_Quality", "Working size (the long side of the optimised image)",
-        gimp_choice_new_with_values("preview", ST_QUALITY_PREVIEW, "Preview (256 px)", NULL, "normal",
-                                    ST_QUALITY_NORMAL, "Normal (512 px)", NULL, "high", ST_QUALITY_HIGH,
+        gimp_choice_new_with_values("preview", ST_GIMP_QUALITY_PREVIEW, "Preview (256 px)", NULL, "normal",
+                                    ST_GIMP_QUALITY_NORMAL, "Normal (512 px)", NULL, "high", ST_GIMP_QUALITY_HIGH,
                                     "High (1024 px)", NULL, NULL),
         "normal", G_PARAM_READWRITE);
     gimp_procedure_add_boolean_argument(procedure, "preserve-color", "_Preserve colours",

@@ -1,11 +1,13 @@
-//! Synthetic, seeded workloads for benchmarks and timing scripts: the same
-//! evaluation a run performs, without image files.
+//! Synthetic, seeded workloads for the benchmarks and the timing example:
+//! the same evaluation a run performs, without image files. Shared by
+//! `benches/eval.rs` and `examples/eval_speed.rs` through `#[path]`; not
+//! part of the library's API.
 
 use tch::{Device, Kind, Tensor};
 
-use crate::error::Result;
-use crate::loss::{Normalization, Objective, StyleTargets, Weights};
-use crate::model::Vgg19;
+use styletransfer::loss::{Normalization, Objective, StyleTargets, Weights};
+use styletransfer::model::Vgg19;
+use styletransfer::Result;
 
 /// A content input, style targets and a point to evaluate at, all `size`².
 pub struct Workload {

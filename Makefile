@@ -52,7 +52,7 @@ PACK_NAME_swirls := Swirls
 PACK_NAME_mosaic := Stained glass
 PACK_NAME_dabs := Impressionist dabs
 
-build/packs/%.stpack: examples/images/%.jpg models/vgg19.safetensors | build
+build/packs/%.stpack: examples/images/%.jpg models/vgg19.safetensors target/release/stylize | build
 	mkdir -p build/packs
 	target/release/stylize pack create --style $< --name "$(PACK_NAME_$*)" -o $@ --model models/vgg19.safetensors
 

@@ -47,7 +47,8 @@
  * [`st_image`] flag for [`st_run_options`]`.mask`: the mask is the alpha
  * channel (formats with alpha only), as compositing hosts use mattes.
  * Without it, gray formats give their gray channel and colour formats
- * their luma.
+ * their luma, of the samples as stored (masks are not unpremultiplied or
+ * decoded). On other images it is accepted and has no effect.
  */
 #define ST_IMAGE_MASK_ALPHA 8
 
@@ -446,7 +447,8 @@ typedef struct st_run_options {
   uint32_t quality;
   /**
    * What `quality`'s long side is multiplied by: a host's render scale
-   * (OpenFX proxies render at 0.5 or 0.25). 0 means 1. Added in 0.2.
+   * (OpenFX proxies render at 0.5 or 0.25). 0 means 1; NaN, infinite and
+   * negative values are refused. Added in 0.2.
    */
   float render_scale;
 } st_run_options;
@@ -679,7 +681,8 @@ enum st_status st_default_run_options(struct st_run_options *options);
  * `options` may be NULL for the defaults. Returns `ST_NULL_ARGUMENT` when
  * `out` is NULL; `ST_INVALID_ARGUMENT` for a wrong `options->size`, an
  * unknown device string or precision; `ST_MODEL_ERROR` when the model is
- * missing or unusable; `ST_DEVICE_ERROR` when the device is absent. There
+ * missing or unusable, or its weights do not match the digest the file
+ * records (`weights_sha256`); `ST_DEVICE_ERROR` when the device is absent. There
  * is no handle to hold the message on failure: it goes to stderr only when
  * `ST_VERBOSE` is set. Thread-safe.
  */
@@ -814,7 +817,9 @@ enum st_status st_add_style_file(struct st_context *ctx, const char *path, float
  *
  * `path` is a UTF-8 path, read during the call. Returns
  * `ST_NULL_ARGUMENT` for a NULL handle or path, `ST_PACK_ERROR` for a
- * missing, corrupt, truncated, future-version or other-model pack,
+ * missing, corrupt, truncated, future-version or other-model pack (a pack
+ * whose contents do not match the digest it records, `data_sha256`, is
+ * corrupt: one flipped bit is enough; packs from 0.1 record none),
  * `ST_INVALID_ARGUMENT` for a bad weight, `ST_BUSY` from inside a progress
  * callback. One thread at a time per handle.
  */
@@ -874,7 +879,8 @@ void st_style_list_free(struct st_style_list *list);
 /**
  * Adds a style from a path that names either a style pack or a style
  * image, with a blend weight (finite, ≥ 0): a file whose name ends in
- * `.stpack` (any case), or whose contents are a pack's, is added as by
+ * `.stpack` (any case), or that starts as a pack does (a safetensors
+ * header, so any safetensors file is taken for a pack), is added as by
  * [`st_add_style_pack`]; any other as by [`st_add_style_file`]. Hosts that
  * let users pick either use this rather than looking at the name
  * themselves.
@@ -893,8 +899,9 @@ enum st_status st_add_style_path(struct st_context *ctx, const char *path, float
  * has none, dropped when the target has none), and `ST_IMAGE_LINEAR`,
  * `ST_IMAGE_PREMULTIPLIED` and `ST_IMAGE_BOTTOM_UP` apply on each side as
  * for [`st_run`]. The two may be the same buffer. A sub-rectangle of a
- * larger image is converted by pointing `data` at its first pixel and
- * keeping the larger image's `stride_bytes`. `target` is written only on
+ * larger image is converted by pointing `data` at its first pixel (of its
+ * bottom row with `ST_IMAGE_BOTTOM_UP`) and keeping the larger image's
+ * `stride_bytes`. `target` is written only on
  * `ST_OK`.
  *
  * For hosts whose pixels the library does not take as they are (a crop of

@@ -322,6 +322,21 @@ impl Vgg19 {
                 exact.push(Conv { arithmetic: Kind::Float, weight, bias, weight_t, nnpack: None });
             }
         }
+        // After the layers were read, so that a missing or misshapen tensor is named as such.
+        if !weights_sha256.is_empty() {
+            let actual = weights_digest(&tensors, path)?;
+            if actual != weights_sha256 {
+                return Err(model_error(
+                    path,
+                    format!(
+                        "corrupt: the weights do not match the digest the file records (weights_sha256 {}, weights {}); \
+                         make the model again (`make model`)",
+                        &weights_sha256[..weights_sha256.len().min(12)],
+                        &actual[..12]
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             convs,
             exact: (precision != Precision::Fp32).then_some(exact),
@@ -724,6 +739,23 @@ fn load_tensor(tensors: &SafeTensors<'_>, path: &Path, name: &str, shape: &[i64]
     };
     let tensor = Tensor::f_from_data_size(view.data(), shape, kind)?;
     Ok(tensor.f_to_kind(Kind::Float)?)
+}
+
+/// `weights_sha256` as `tools/convert_vgg19.py` computes it: SHA-256 (hex)
+/// over each layer's `<name>.weight` and `<name>.bias`, in network order, as
+/// the tensor's name followed by its stored bytes.
+fn weights_digest(tensors: &SafeTensors<'_>, path: &Path) -> Result<String> {
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    for (name, _, _) in LAYERS {
+        for suffix in ["weight", "bias"] {
+            let key = format!("{name}.{suffix}");
+            let view =
+                tensors.tensor(&key).map_err(|_| model_error(path, format!("layer tensor `{key}` is missing")))?;
+            sha2::Digest::update(&mut hasher, key.as_bytes());
+            sha2::Digest::update(&mut hasher, view.data());
+        }
+    }
+    Ok(sha2::Digest::finalize(hasher).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The model file's name in the repository and in installed data folders.

@@ -16,6 +16,7 @@
 //! | `layers` | `conv1_1,conv2_1,conv3_1,conv4_1,conv5_1` |
 //! | `sides` | the ladder sizes held, ascending, comma-separated |
 //! | `library_version` | the version that wrote it |
+//! | `data_sha256` | SHA-256 over the other metadata and every tensor (see [`data_digest`]); a pack whose contents do not match it is refused |
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -188,6 +189,12 @@ impl StylePack {
                     .map_err(|e| pack_error(path, e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut metadata = metadata;
+        let digest = data_digest(
+            &metadata,
+            views.iter().map(|(name, view)| (name.as_str(), view.dtype(), view.shape(), view.data())),
+        );
+        metadata.insert(DIGEST_KEY.to_string(), digest);
         let data = safetensors::serialize(views, Some(metadata)).map_err(|e| pack_error(path, e.to_string()))?;
         let data = canonical_header(&data).ok_or_else(|| pack_error(path, "could not order the header"))?;
         let temporary = path.with_extension(format!("{PACK_EXTENSION}.{}.tmp", std::process::id()));
@@ -218,7 +225,7 @@ impl StylePack {
     /// Reads a pack and checks it was made with `model_sha256`.
     pub fn load(path: &Path, model_sha256: &str) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| pack_error(path, format!("cannot read: {e}")))?;
-        let pack = Self::from_bytes(&bytes, path)?;
+        let (pack, integrity) = Self::parse(&bytes, path)?;
         if pack.info.model_sha256 != model_sha256 {
             return Err(pack_error(
                 path,
@@ -229,15 +236,27 @@ impl StylePack {
                 ),
             ));
         }
+        integrity?;
         Ok(pack)
     }
 
     /// Parses and checks a pack's bytes (every tensor's presence, type,
-    /// shape and finiteness); `path` is for messages only.
+    /// shape and finiteness, and the contents against `data_sha256`);
+    /// `path` is for messages only.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (pack, integrity) = Self::parse(bytes, path)?;
+        integrity?;
+        Ok(pack)
+    }
+
+    /// The pack of `bytes`, and apart the verdict of its digest, so that a
+    /// pack whose metadata says plainly what is wrong with it (another
+    /// model) is refused for that reason rather than as corrupt.
+    fn parse(bytes: &[u8], path: &Path) -> Result<(Self, Result<()>)> {
         let (_, header) =
             SafeTensors::read_metadata(bytes).map_err(|e| pack_error(path, format!("not a style pack ({e})")))?;
-        let metadata = header.metadata().clone().unwrap_or_default();
+        let mut metadata = header.metadata().clone().unwrap_or_default();
+        let recorded = metadata.remove(DIGEST_KEY);
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| pack_error(path, format!("corrupt ({e})")))?;
         let thumbnail =
             tensors.tensor("thumbnail").map_err(|_| pack_error(path, "the thumbnail is missing"))?.data().to_vec();
@@ -264,7 +283,28 @@ impl StylePack {
             }
             grams.insert(side, per_layer);
         }
-        Ok(Self { info, grams })
+        // After the structure was read, so that a missing or misshapen tensor is
+        // named as such. Packs written before 0.2 carry no digest and are read unchecked.
+        let mut integrity = Ok(());
+        if let Some(recorded) = recorded {
+            let mut all = tensors.tensors();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            let actual = data_digest(
+                &metadata,
+                all.iter().map(|(name, view)| (name.as_str(), view.dtype(), view.shape(), view.data())),
+            );
+            if actual != recorded {
+                integrity = Err(pack_error(
+                    path,
+                    format!(
+                        "corrupt: its contents do not match the digest it records (data_sha256 {}, contents {})",
+                        short(&recorded),
+                        short(&actual)
+                    ),
+                ));
+            }
+        }
+        Ok((Self { info, grams }, integrity))
     }
 
     /// Reads only a pack's description and thumbnail (the header and one
@@ -335,6 +375,31 @@ fn canonical_header(file: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&json);
     out.extend_from_slice(&file[8 + length..]);
     Some(out)
+}
+
+/// The metadata key of a pack's digest.
+const DIGEST_KEY: &str = "data_sha256";
+
+/// SHA-256 (hex) over a pack's contents: each metadata entry but the digest
+/// itself, sorted by key, as `key=value\n`; then each tensor in name order,
+/// as its name, dtype and shape on one line followed by its bytes. A
+/// single flipped bit anywhere a run reads changes it.
+pub fn data_digest<'a>(
+    metadata: &HashMap<String, String>,
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut hasher = Sha256::new();
+    let sorted: BTreeMap<&String, &String> = metadata.iter().filter(|(k, _)| k.as_str() != DIGEST_KEY).collect();
+    for (key, value) in sorted {
+        hasher.update(format!("{key}={value}\n").as_bytes());
+    }
+    let mut tensors: Vec<_> = tensors.collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, data) in tensors {
+        hasher.update(format!("{name} {dtype:?} {shape:?}\n").as_bytes());
+        hasher.update(data);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn short(hash: &str) -> &str {

@@ -629,6 +629,7 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
         OfxRectI common = intersection(mask.bounds, source.bounds);
         if (!is_empty(common)) {
             st_image from = region(&mask, common), to = region(&plane, common);
+            from.flags &= ~(uint32_t)ST_IMAGE_PREMULTIPLIED; /* only its alpha is used */
             if (st_convert_image(&from, &to) != ST_OK) {
                 status = fail(effect, kOfxStatFailed, "Style Transfer: Mask: its pixels cannot be read.");
                 goto done;

@@ -170,6 +170,9 @@ pub(super) fn check_size(size: usize, expected: usize, name: &'static str) -> Re
 /// were appended); the fields an earlier caller's struct lacks keep their
 /// values in `defaults`.
 ///
+/// `T` must be plain data (integers, floats, raw pointers: any bytes are a
+/// value), and each earlier size must be that struct's whole `sizeof`.
+///
 /// # Safety
 /// `ptr` must point to a struct of the `size` it declares.
 pub(super) unsafe fn read_versioned<T: Copy>(

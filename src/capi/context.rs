@@ -108,7 +108,8 @@ pub(super) fn library_dir() -> Option<PathBuf> {
 /// `options` may be NULL for the defaults. Returns `ST_NULL_ARGUMENT` when
 /// `out` is NULL; `ST_INVALID_ARGUMENT` for a wrong `options->size`, an
 /// unknown device string or precision; `ST_MODEL_ERROR` when the model is
-/// missing or unusable; `ST_DEVICE_ERROR` when the device is absent. There
+/// missing or unusable, or its weights do not match the digest the file
+/// records (`weights_sha256`); `ST_DEVICE_ERROR` when the device is absent. There
 /// is no handle to hold the message on failure: it goes to stderr only when
 /// `ST_VERBOSE` is set. Thread-safe.
 #[no_mangle]

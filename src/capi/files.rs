@@ -42,7 +42,9 @@ pub unsafe extern "C" fn st_add_style_file(ctx: *mut st_context, path: *const c_
 ///
 /// `path` is a UTF-8 path, read during the call. Returns
 /// `ST_NULL_ARGUMENT` for a NULL handle or path, `ST_PACK_ERROR` for a
-/// missing, corrupt, truncated, future-version or other-model pack,
+/// missing, corrupt, truncated, future-version or other-model pack (a pack
+/// whose contents do not match the digest it records, `data_sha256`, is
+/// corrupt: one flipped bit is enough; packs from 0.1 record none),
 /// `ST_INVALID_ARGUMENT` for a bad weight, `ST_BUSY` from inside a progress
 /// callback. One thread at a time per handle.
 #[no_mangle]
@@ -260,7 +262,8 @@ pub unsafe extern "C" fn st_style_list_free(list: *mut st_style_list) {
 
 /// Adds a style from a path that names either a style pack or a style
 /// image, with a blend weight (finite, ≥ 0): a file whose name ends in
-/// `.stpack` (any case), or whose contents are a pack's, is added as by
+/// `.stpack` (any case), or that starts as a pack does (a safetensors
+/// header, so any safetensors file is taken for a pack), is added as by
 /// [`st_add_style_pack`]; any other as by [`st_add_style_file`]. Hosts that
 /// let users pick either use this rather than looking at the name
 /// themselves.

@@ -229,7 +229,8 @@ impl View {
     }
 
     /// One value per pixel: the alpha channel with `ST_IMAGE_MASK_ALPHA`,
-    /// else the gray channel of gray formats and the luma of colour ones.
+    /// else the gray channel of gray formats and the luma of colour ones
+    /// (as stored: a mask's samples are neither unpremultiplied nor decoded).
     ///
     /// # Safety
     /// As for [`view`].
@@ -243,7 +244,9 @@ impl View {
                 } else if self.layout.gray {
                     self.read(x, y, 0)
                 } else {
-                    luma(self.read(x, y, 0), self.read(x, y, 1), self.read(x, y, 2))
+                    let (r, g, b) = (self.read(x, y, 0), self.read(x, y, 1), self.read(x, y, 2));
+                    let (r, b) = if self.layout.bgr { (b, r) } else { (r, b) };
+                    luma(r, g, b)
                 };
                 plane.push(v);
             }
@@ -289,8 +292,9 @@ impl View {
 /// has none, dropped when the target has none), and `ST_IMAGE_LINEAR`,
 /// `ST_IMAGE_PREMULTIPLIED` and `ST_IMAGE_BOTTOM_UP` apply on each side as
 /// for [`st_run`]. The two may be the same buffer. A sub-rectangle of a
-/// larger image is converted by pointing `data` at its first pixel and
-/// keeping the larger image's `stride_bytes`. `target` is written only on
+/// larger image is converted by pointing `data` at its first pixel (of its
+/// bottom row with `ST_IMAGE_BOTTOM_UP`) and keeping the larger image's
+/// `stride_bytes`. `target` is written only on
 /// `ST_OK`.
 ///
 /// For hosts whose pixels the library does not take as they are (a crop of

@@ -25,6 +25,8 @@ struct Request {
 
 /// `st_run_options`'s size before `quality` and `render_scale` (0.1).
 const RUN_OPTIONS_SIZE_0_1: usize = std::mem::offset_of!(st_run_options, quality);
+// The 0.1 struct ended at `tile_overlap` with no tail padding: its sizeof.
+const _: () = assert!(RUN_OPTIONS_SIZE_0_1 % std::mem::align_of::<st_run_options>() == 0);
 
 /// Long sides of the [`st_quality`] presets.
 fn quality_side(quality: u32) -> Result<Option<u32>> {
@@ -39,6 +41,9 @@ fn quality_side(quality: u32) -> Result<Option<u32>> {
 
 /// The working long side `o` asks for on a `content`-sized image, if any.
 fn working_side(o: &st_run_options, content: (u32, u32)) -> Result<Option<u32>> {
+    if !(o.render_scale.is_finite() && o.render_scale >= 0.0) {
+        return Err(Error::invalid("render_scale", format!("{} is not a positive number", o.render_scale)));
+    }
     let Some(preset) = quality_side(o.quality)? else {
         return Ok((o.working_size > 0).then_some(o.working_size));
     };
@@ -46,9 +51,6 @@ fn working_side(o: &st_run_options, content: (u32, u32)) -> Result<Option<u32>> 
         return Err(Error::invalid("quality", "set either quality or working_size, not both"));
     }
     let scale = if o.render_scale == 0.0 { 1.0 } else { o.render_scale };
-    if !(scale.is_finite() && scale > 0.0) {
-        return Err(Error::invalid("render_scale", format!("{} is not a positive number", o.render_scale)));
-    }
     let side = (preset as f64 * scale as f64).round().max(1.0) as u32;
     Ok(Some(side.min(content.0.max(content.1)).max(1)))
 }

@@ -92,7 +92,8 @@ pub const ST_IMAGE_BOTTOM_UP: u32 = 4;
 /// [`st_image`] flag for [`st_run_options`]`.mask`: the mask is the alpha
 /// channel (formats with alpha only), as compositing hosts use mattes.
 /// Without it, gray formats give their gray channel and colour formats
-/// their luma.
+/// their luma, of the samples as stored (masks are not unpremultiplied or
+/// decoded). On other images it is accepted and has no effect.
 pub const ST_IMAGE_MASK_ALPHA: u32 = 8;
 
 /// Convolution precision for [`st_options`].
@@ -272,7 +273,8 @@ pub struct st_run_options {
     /// and this field and the next get their defaults.
     pub quality: u32,
     /// What `quality`'s long side is multiplied by: a host's render scale
-    /// (OpenFX proxies render at 0.5 or 0.25). 0 means 1. Added in 0.2.
+    /// (OpenFX proxies render at 0.5 or 0.25). 0 means 1; NaN, infinite and
+    /// negative values are refused. Added in 0.2.
     pub render_scale: f32,
 }
 

@@ -564,6 +564,20 @@ static void test_host_layouts(st_context *ctx) {
         if (from) fclose(from);
         if (to) fclose(to);
         CHECK_STATUS(st_add_style_path(ctx, "build/c/pack-without-extension", 1.0f), ST_OK);
+        /* One flipped bit near the end (in a Gram matrix): refused, not wrong targets. */
+        FILE *copy = fopen("build/c/pack-without-extension", "rb"), *bad = fopen("build/c/corrupt.stpack", "wb");
+        CHECK(copy && bad);
+        long at = 0, size = 0;
+        if (copy) {
+            fseek(copy, 0, SEEK_END);
+            size = ftell(copy);
+            rewind(copy);
+        }
+        while (copy && bad && (byte = fgetc(copy)) != EOF) fputc(at++ == size - 64 ? byte ^ 4 : byte, bad);
+        if (copy) fclose(copy);
+        if (bad) fclose(bad);
+        CHECK_STATUS(st_add_style_pack(ctx, "build/c/corrupt.stpack", 1.0f), ST_PACK_ERROR);
+        CHECK_ERROR_MENTIONS(ctx, "data_sha256");
     }
     st_style_list_free(list);
     CHECK_STATUS(st_add_style_path(ctx, "examples/images/swirls.jpg", 1.0f), ST_OK);

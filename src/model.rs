@@ -755,7 +755,12 @@ fn weights_digest(tensors: &SafeTensors<'_>, path: &Path) -> Result<String> {
             sha2::Digest::update(&mut hasher, view.data());
         }
     }
-    Ok(sha2::Digest::finalize(hasher).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(sha256_hex(hasher))
+}
+
+/// A finished SHA-256 as lowercase hex, the form files record digests in.
+pub(crate) fn sha256_hex(hasher: sha2::Sha256) -> String {
+    sha2::Digest::finalize(hasher).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The model file's name in the repository and in installed data folders.

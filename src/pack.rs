@@ -31,7 +31,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::loss::StyleTargets;
-use crate::model::{Vgg19, LAYERS, STYLE_LAYER_INDICES, STYLE_LAYER_NAMES};
+use crate::model::{sha256_hex, Vgg19, LAYERS, STYLE_LAYER_INDICES, STYLE_LAYER_NAMES};
 use crate::targets::{distinct_ladder_sides, image_targets, normalised_weights, StyleImage, LADDER};
 
 /// The `format` metadata value.
@@ -86,7 +86,7 @@ pub fn image_sha256(image: &RgbImage) -> String {
     for v in image.data() {
         hasher.update(v.to_le_bytes());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(hasher)
 }
 
 fn thumbnail_png(image: &RgbImage) -> Result<Vec<u8>> {
@@ -209,7 +209,7 @@ impl StylePack {
     /// little-endian length that fits the file, then `{`). Reads at most 9
     /// bytes; a file that cannot be read is not a pack.
     pub fn is_pack_path(path: &Path) -> bool {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("stpack")) {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case(PACK_EXTENSION)) {
             return true;
         }
         let Ok(mut file) = File::open(path) else { return false };
@@ -399,7 +399,7 @@ pub fn data_digest<'a>(
         hasher.update(format!("{name} {dtype:?} {shape:?}\n").as_bytes());
         hasher.update(data);
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(hasher)
 }
 
 fn short(hash: &str) -> &str {

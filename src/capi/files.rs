@@ -8,12 +8,33 @@ use super::*; // the functions the docs link to
 use std::ffi::{c_char, CString};
 use std::path::Path;
 
-use super::boundary::{c_str, check_blend_weight, null_argument};
+use super::boundary::{c_str, check_blend_weight, null_argument, Failure};
 use super::context::{library_dir, st_context, styles_of};
 use super::types::*;
 use crate::error::Error;
 use crate::pack::{list_packs, style_dirs, StylePack};
 use crate::style::StyleImage;
+
+/// Adds the style at `path` with `blend_weight`: a pack when `pack` says
+/// so, an image when it says not, and when it is `None` whatever
+/// [`StylePack::is_pack_path`] makes of the file.
+unsafe fn add_from_path(
+    context: &st_context,
+    path: *const c_char,
+    blend_weight: f32,
+    pack: Option<bool>,
+) -> Result<(), Failure> {
+    let path = Path::new(c_str(path, "path")?.ok_or_else(|| null_argument("path"))?);
+    let weight = check_blend_weight(blend_weight)?;
+    let mut styles = styles_of(context)?;
+    if pack.unwrap_or_else(|| StylePack::is_pack_path(path)) {
+        let pack = StylePack::load(path, context.engine.model().weights_sha256())?;
+        Ok(styles.add_pack(pack, weight)?)
+    } else {
+        let image = crate::image::load(path)?.rgb;
+        Ok(styles.add(StyleImage { image, weight })?)
+    }
+}
 
 /// Adds a style image read from a file (PNG, JPEG, TIFF, BMP, PNM, WebP;
 /// the decoders of the `stylize` CLI, so both see the same pixels) with a
@@ -25,13 +46,7 @@ use crate::style::StyleImage;
 /// time per handle.
 #[no_mangle]
 pub unsafe extern "C" fn st_add_style_file(ctx: *mut st_context, path: *const c_char, blend_weight: f32) -> st_status {
-    ffi_boundary!(ctx, |context| {
-        let path = c_str(path, "path")?.ok_or_else(|| null_argument("path"))?;
-        let weight = check_blend_weight(blend_weight)?;
-        let mut styles = styles_of(context)?;
-        let image = crate::image::load(Path::new(path))?.rgb;
-        Ok(styles.add(StyleImage { image, weight })?)
-    })
+    ffi_boundary!(ctx, |context| add_from_path(context, path, blend_weight, Some(false)))
 }
 
 /// Adds a style pack (`.stpack`) with a blend weight (finite, ≥ 0; weights
@@ -49,13 +64,7 @@ pub unsafe extern "C" fn st_add_style_file(ctx: *mut st_context, path: *const c_
 /// callback. One thread at a time per handle.
 #[no_mangle]
 pub unsafe extern "C" fn st_add_style_pack(ctx: *mut st_context, path: *const c_char, blend_weight: f32) -> st_status {
-    ffi_boundary!(ctx, |context| {
-        let path = c_str(path, "path")?.ok_or_else(|| null_argument("path"))?;
-        let weight = check_blend_weight(blend_weight)?;
-        let mut styles = styles_of(context)?;
-        let pack = StylePack::load(Path::new(path), context.engine.model().weights_sha256())?;
-        Ok(styles.add_pack(pack, weight)?)
-    })
+    ffi_boundary!(ctx, |context| add_from_path(context, path, blend_weight, Some(true)))
 }
 
 /// Computes a style pack from the style images added to the handle (with
@@ -274,17 +283,5 @@ pub unsafe extern "C" fn st_style_list_free(list: *mut st_style_list) {
 /// inside a progress callback. One thread at a time per handle.
 #[no_mangle]
 pub unsafe extern "C" fn st_add_style_path(ctx: *mut st_context, path: *const c_char, blend_weight: f32) -> st_status {
-    ffi_boundary!(ctx, |context| {
-        let path = c_str(path, "path")?.ok_or_else(|| null_argument("path"))?;
-        let weight = check_blend_weight(blend_weight)?;
-        let mut styles = styles_of(context)?;
-        let path = Path::new(path);
-        if StylePack::is_pack_path(path) {
-            let pack = StylePack::load(path, context.engine.model().weights_sha256())?;
-            Ok(styles.add_pack(pack, weight)?)
-        } else {
-            let image = crate::image::load(path)?.rgb;
-            Ok(styles.add(StyleImage { image, weight })?)
-        }
-    })
+    ffi_boundary!(ctx, |context| add_from_path(context, path, blend_weight, None))
 }

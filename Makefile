@@ -27,7 +27,8 @@ APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libe
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
         install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \
         gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin \
-        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx fuzz gpu-bundle test-bundle
+        ofx-sdk ofx-bundle ofx-host test-ofx install-ofx fuzz gpu-bundle test-bundle \
+        frei0r-plugin test-frei0r install-frei0r
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -72,9 +73,13 @@ test-c: build model packs
 	mkdir -p build/c
 	cc $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer tests/c/test_capi.c \
 	    $$($(C_PKG) --cflags --libs styletransfer) -lm -lpthread -o build/c/test_capi_asan
+	cc $(C_FLAGS) -fsanitize=thread tests/c/test_capi.c \
+	    $$($(C_PKG) --cflags --libs styletransfer) -lm -lpthread -o build/c/test_capi_tsan
 	cc $(C_FLAGS) tests/c/test_capi.c $$($(C_PKG) --cflags --libs styletransfer) -lm -lpthread -o build/c/test_capi
 	@echo "== C tests under AddressSanitizer"
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 build/c/test_capi_asan
+	@echo "== two handles on two threads under ThreadSanitizer"
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66:suppressions=$(ROOT)/tests/c/tsan.supp build/c/test_capi_tsan --threads-only
 	@echo "== C tests under valgrind memcheck"
 	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	    --show-leak-kinds=definite --suppressions=tests/c/valgrind.supp build/c/test_capi
@@ -187,16 +192,70 @@ test-ofx: ofx-bundle ofx-host
 	    --host-asan $(ROOT)/build/ofx/ofx_test_host_asan --plugins $(ROOT)/build/ofx/plugins \
 	    --stylize $(ROOT)/target/release/stylize --work $(ROOT)/build/ofx/work --samples $(ROOT)/examples/images
 
-# Fuzzes the style-pack loader for FUZZ_SECONDS (cargo-fuzz; stable Rust
-# through RUSTC_BOOTSTRAP). New inputs go to build/fuzz-corpus; the seeds
-# in fuzz/corpus/pack_loader stay as committed.
+# ---- frei0r filter (plugins/frei0r) ----
+# FFmpeg and MLT load lib/styletransfer.so from a frei0r folder (FREI0R_PATH
+# or ~/.frei0r-1/lib); the library, the model and the sample packs sit in
+# lib/styletransfer/ beside it, where the filter loads the library from
+# (dlopen, not a link: see plugins/frei0r/styletransfer_frei0r.c).
+FREI0R_LIB := build/frei0r/lib
+FREI0R_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -fPIC -Iinclude
+
+frei0r-plugin: build model packs
+	scripts/setup.sh apt frei0r-plugins-dev
+	rm -rf $(FREI0R_LIB) && mkdir -p $(FREI0R_LIB)
+	$(call gimp_plugin_folder,$(FREI0R_LIB)/styletransfer)
+	cc $(FREI0R_CFLAGS) -shared plugins/frei0r/styletransfer_frei0r.c -o $(FREI0R_LIB)/styletransfer.so \
+	    -Wl,--no-undefined -ldl -lpthread -lm
+
+# Real hosts (Debian's ffmpeg and melt) on a short clip, and a driver of the
+# frei0r API with the shim under AddressSanitizer. The driver links the
+# library, so that it is loaded at start and the shim's dlopen finds it
+# loaded: LeakSanitizer's tracer crashed at exit when libtorch came in by
+# dlopen (every run with OMP_NUM_THREADS=1, one in seven without).
+test-frei0r: frei0r-plugin
+	scripts/setup.sh apt ffmpeg melt frei0r-plugins-dev
+	mkdir -p build/frei0r/asan
+	ln -sfn ../lib/styletransfer build/frei0r/asan/styletransfer
+	cc $(FREI0R_CFLAGS) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -DST_FREI0R_NO_DEEPBIND -shared \
+	    plugins/frei0r/styletransfer_frei0r.c -o build/frei0r/asan/styletransfer.so -ldl -lpthread -lm
+	cc $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer tests/frei0r/drive_frei0r.c -ldl \
+	    -Wl,--no-as-needed -L$(FREI0R_LIB)/styletransfer/lib -lstyletransfer \
+	    -Wl,-rpath,'$(ROOT)/$(FREI0R_LIB)/styletransfer/lib' -o build/frei0r/asan/drive_frei0r
+	.venv/bin/python3 tests/frei0r/test_frei0r.py --plugins $(ROOT)/$(FREI0R_LIB) \
+	    --driver $(ROOT)/build/frei0r/asan/drive_frei0r --asan-plugin $(ROOT)/build/frei0r/asan/styletransfer.so \
+	    --stylize $(ROOT)/target/release/stylize --work $(ROOT)/build/frei0r/work --samples $(ROOT)/examples/images
+
+# Installs the filter into ~/.frei0r-1/lib, a folder FFmpeg and MLT search.
+FREI0R_DEST ?= $(HOME)/.frei0r-1/lib
+install-frei0r: frei0r-plugin
+	mkdir -p $(FREI0R_DEST)
+	rm -rf $(FREI0R_DEST)/styletransfer
+	cp -a $(FREI0R_LIB)/styletransfer $(FREI0R_LIB)/styletransfer.so $(FREI0R_DEST)/
+	@echo "installed $(FREI0R_DEST)/styletransfer.so"
+
+# Fuzzes each of FUZZ_TARGETS for FUZZ_SECONDS (cargo-fuzz; stable Rust
+# through RUSTC_BOOTSTRAP): the pack loader, the pack-description reader,
+# the model loader and image files through st_add_style_file. New inputs go
+# to build/fuzz-corpus/<target>, each run's output to build/fuzz-<target>.log;
+# the seeds in fuzz/corpus stay as committed (fuzz/make_seeds.py wrote them;
+# the pack targets share corpus/pack_loader). The memory limit leaves room
+# for the largest image file the library reads (2^27 pixels).
 FUZZ_SECONDS ?= 600
-fuzz: venv
+FUZZ_TARGETS ?= pack_loader pack_info model_loader image_file
+TORCH_LIB = $$($(ROOT)/.venv/bin/python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+fuzz: venv model
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	mkdir -p build/fuzz-corpus
-	cd fuzz && LD_LIBRARY_PATH="$$($(ROOT)/.venv/bin/python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" \
-	    RUSTC_BOOTSTRAP=1 cargo fuzz run -O pack_loader $(ROOT)/build/fuzz-corpus corpus/pack_loader -- \
-	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+	set -e; for target in $(FUZZ_TARGETS); do \
+	    case $$target in pack_*) seeds=pack_loader ;; *) seeds=$$target ;; esac; \
+	    mkdir -p build/fuzz-corpus/$$target; \
+	    echo "== fuzzing $$target for $(FUZZ_SECONDS) s (log: build/fuzz-$$target.log)"; \
+	    if ! (cd fuzz && LD_LIBRARY_PATH="$(TORCH_LIB)" ST_MODEL=$(ROOT)/models/vgg19.safetensors RUSTC_BOOTSTRAP=1 \
+	        cargo fuzz run -O $$target $(ROOT)/build/fuzz-corpus/$$target corpus/$$seeds -- \
+	        -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=6144 -print_final_stats=1) > build/fuzz-$$target.log 2>&1; then \
+	        tail -40 build/fuzz-$$target.log; exit 1; \
+	    fi; \
+	    grep -E '^Done|stat::number_of_executed_units|cov:' build/fuzz-$$target.log | tail -3; \
+	done
 
 # ---- Benchmark bundle (bench/) ----
 # A folder of at most 60 MiB to copy to a GPU machine that has python3 with
@@ -262,7 +321,8 @@ doc: venv
 bench-build: venv
 	$(CARGO) bench --locked --no-run
 
-test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-bundle test-gimp test-ofx
+test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-bundle test-gimp test-ofx \
+      test-frei0r
 	@echo "all checks passed"
 
 bench: model build

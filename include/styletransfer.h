@@ -24,7 +24,8 @@
 /**
  * [`st_image`] flag: float samples are linear light (converted to and
  * from display values with the sRGB curve). Without it, float samples are
- * display-referred like 8-bit ones. Integer formats are always display-referred.
+ * display-referred like 8-bit ones. Integer formats are always
+ * display-referred: the flag on one is refused (`ST_INVALID_ARGUMENT`).
  */
 #define ST_IMAGE_LINEAR 1
 
@@ -51,6 +52,14 @@
  * decoded). On other images it is accepted and has no effect.
  */
 #define ST_IMAGE_MASK_ALPHA 8
+
+/**
+ * Longest side, in pixels, of an [`st_image`], of `st_run_options.working_size`
+ * and of the sizes [`st_plan_memory`] plans; larger ones give
+ * `ST_INVALID_ARGUMENT`. Image files are read up to this side and up to
+ * 2^27 pixels (e.g. 16384 × 8192).
+ */
+#define ST_MAX_SIDE 65536
 
 /**
  * Result of every fallible call. Values are fixed and never renumbered.
@@ -316,6 +325,13 @@ typedef struct st_context st_context;
 typedef struct st_options {
   /**
    * `sizeof(st_options)`: lets the struct grow without breaking the ABI.
+   * A struct from a newer header (a larger `size`: a multiple of 8, at
+   * most 256) is accepted when every byte past this library's struct is
+   * zero, and refused with `ST_INVALID_ARGUMENT`, naming this library's
+   * version, when one is not; other sizes are refused. `st_default_options`
+   * writes this library's size: a caller that sets fields of a newer
+   * header sets `size = sizeof` after it, so that an older library
+   * refuses them instead of ignoring them.
    */
   size_t size;
   /**
@@ -325,7 +341,9 @@ typedef struct st_options {
    */
   const char *model_path;
   /**
-   * `"auto"`, `"cpu"`, `"cuda"` or `"cuda:N"`; NULL means `"auto"`.
+   * `"auto"`, `"cpu"`, `"cuda"` (or its alias `"gpu"`) or `"cuda:N"`;
+   * NULL means `"auto"`. Lower case only: the names are compared exactly,
+   * so `"CPU"` is refused (`ST_INVALID_ARGUMENT`).
    */
   const char *device;
   /**
@@ -341,6 +359,13 @@ typedef struct st_options {
 /**
  * An image in caller memory. For inputs the library only reads `data`; for
  * outputs it writes `data` only when the call succeeds.
+ *
+ * Float samples of inputs (colour and alpha of contents, styles and init
+ * images; masks) must be finite: NaN or infinity anywhere gives
+ * `ST_INVALID_ARGUMENT`. Other display-referred float values are kept as
+ * they are read (linear ones below 0 read as 0) and clamped to 0..1 when
+ * the library writes integer samples. Images larger than the memory
+ * available give `ST_OUT_OF_MEMORY`.
  */
 typedef struct st_image {
   /**
@@ -350,11 +375,11 @@ typedef struct st_image {
    */
   void *data;
   /**
-   * Width in pixels (> 0).
+   * Width in pixels, 1 to [`ST_MAX_SIDE`].
    */
   uint32_t width;
   /**
-   * Height in pixels (> 0).
+   * Height in pixels, 1 to [`ST_MAX_SIDE`].
    */
   uint32_t height;
   /**
@@ -377,7 +402,10 @@ typedef struct st_image {
  */
 typedef struct st_run_options {
   /**
-   * `sizeof(st_run_options)`.
+   * `sizeof(st_run_options)`, or the 0.1 struct's size (the fields added
+   * since get their defaults), or a newer header's larger size, accepted
+   * as `st_options.size` is (and set the same way after
+   * `st_default_run_options`).
    */
   size_t size;
   /**
@@ -389,8 +417,12 @@ typedef struct st_run_options {
    */
   uint32_t scales;
   /**
-   * Long side of the working image; 0 uses the content's, at most 512.
-   * The result is resampled to the content's size.
+   * Long side of the working image, at most [`ST_MAX_SIDE`]; 0 uses the
+   * content's, at most 512. The content is resampled to it (up or down,
+   * aspect kept) and the result back to the content's size. The working
+   * image's short side must come to at least 16 pixels, so a content
+   * smaller than 16 pixels on a side is refused (`ST_INVALID_ARGUMENT`,
+   * "too small") unless `working_size` scales it up far enough.
    */
   uint32_t working_size;
   /**
@@ -402,7 +434,10 @@ typedef struct st_run_options {
    */
   uint32_t init;
   /**
-   * The starting image when `init` is `ST_INIT_IMAGE`, else ignored (may be NULL).
+   * The starting image when `init` is `ST_INIT_IMAGE`, else ignored (may
+   * be NULL). Any size: it is resampled to each pyramid level's size (to
+   * the content's aspect, whatever its own), so a result at another
+   * resolution can start a run.
    */
   const struct st_image *init_image;
   /**
@@ -420,8 +455,9 @@ typedef struct st_run_options {
   /**
    * Optional mask, same size as the content (gray formats use their gray
    * channel, colour formats their luma, and with [`ST_IMAGE_MASK_ALPHA`]
-   * the alpha channel): `out = m·stylised + (1−m)·content`.
-   * NULL: no mask.
+   * the alpha channel): `out = m·stylised + (1−m)·content`, with `m`
+   * clamped to 0..1 (a float mask's 1.5 acts as 1, its −0.5 as 0; NaN or
+   * infinity is refused). NULL: no mask.
    */
   const struct st_image *mask;
   /**
@@ -431,7 +467,9 @@ typedef struct st_run_options {
   uint64_t max_memory_mb;
   /**
    * Largest tile side in pixels; levels with a longer side are tiled.
-   * 0: as large as the budget allows.
+   * 0: as large as the budget allows. At least `tile_overlap` + 32 (and
+   * at least 32), so that each tile keeps a core of 32 pixels; smaller
+   * values give `ST_INVALID_ARGUMENT`.
    */
   uint32_t tile_size;
   /**
@@ -458,7 +496,10 @@ typedef struct st_run_options {
  */
 typedef struct st_memory_plan {
   /**
-   * `sizeof(st_memory_plan)`, set by the caller.
+   * `sizeof(st_memory_plan)`, set by the caller and kept. A newer
+   * header's larger size (a multiple of 8, at most 256) is accepted: the
+   * bytes past this library's struct are left as the caller set them
+   * (zero them to tell which fields this library did not fill).
    */
   size_t size;
   /**
@@ -752,8 +793,8 @@ const char *st_device_name(uint32_t choice);
  * later runs until the styles change.
  *
  * Returns `ST_NULL_ARGUMENT` for a NULL handle or image,
- * `ST_INVALID_ARGUMENT` for a bad image description or weight, `ST_BUSY`
- * from inside a progress callback.
+ * `ST_INVALID_ARGUMENT` for a bad image description (NaN or infinite float
+ * samples included) or weight, `ST_BUSY` from inside a progress callback.
  */
 enum st_status st_add_style(struct st_context *ctx, const struct st_image *style, float blend_weight);
 
@@ -766,11 +807,14 @@ enum st_status st_clear_styles(struct st_context *ctx);
 /**
  * Plans the memory of a run of `options` (NULL: defaults) on a
  * `width`×`height` content with the handle's styles, without running it:
- * pyramid levels, which are tiled, the estimated peak. `out->size` must be
- * `sizeof(st_memory_plan)`; the rest of `*out` is written on `ST_OK`.
+ * pyramid levels, which are tiled, the estimated peak. `out->size` is
+ * `sizeof(st_memory_plan)` (or a newer header's, see its doc); the rest of
+ * `*out` is written on `ST_OK`.
  *
  * Returns `ST_NULL_ARGUMENT` for a NULL handle or `out`,
- * `ST_INVALID_ARGUMENT` for a bad size or option, `ST_OUT_OF_MEMORY` when
+ * `ST_INVALID_ARGUMENT` for a bad size or option (a side of 0 or over
+ * [`ST_MAX_SIDE`], a working image under 16 pixels, a `size` field
+ * `st_memory_plan` does not accept), `ST_OUT_OF_MEMORY` when
  * even the smallest tiles exceed the budget (the message gives the
  * estimate), `ST_BUSY` from inside a progress callback. One thread at a
  * time per handle.
@@ -789,7 +833,9 @@ enum st_status st_plan_memory(struct st_context *ctx, uint32_t width, uint32_t h
  *
  * Returns `ST_NULL_ARGUMENT` for a NULL handle, content or output;
  * `ST_INVALID_ARGUMENT` for a bad image description, option value or
- * struct size, or when no style was added; `ST_CANCELLED` when the callback
+ * struct size, NaN or infinite float samples in the content, mask or init
+ * image, a working image under 16 pixels on a side (see `working_size`),
+ * or when no style was added; `ST_CANCELLED` when the callback
  * returned non-zero; `ST_BUSY` when called from inside a progress callback;
  * `ST_OUT_OF_MEMORY`; `ST_DEVICE_ERROR`, `ST_INTERNAL_ERROR` for libtorch
  * failures. One thread at a time per handle.
@@ -800,9 +846,12 @@ enum st_status st_run(struct st_context *ctx, const struct st_image *content, st
  * Adds a style image read from a file (PNG, JPEG, TIFF, BMP, PNM, WebP;
  * the decoders of the `stylize` CLI, so both see the same pixels) with a
  * blend weight (finite, ≥ 0). `path` is a UTF-8 path read during the call.
+ * Files of up to [`ST_MAX_SIDE`] pixels a side and 2^27 pixels in all are
+ * read, and no decoder may allocate more than 2 GiB for one.
  *
  * Returns `ST_NULL_ARGUMENT` for a NULL handle or path, `ST_IMAGE_ERROR`
- * for a missing, unreadable or non-image file, `ST_INVALID_ARGUMENT` for a
+ * for a missing, unreadable, non-image, corrupt or truncated file, one
+ * over those limits or with NaN or infinite samples, `ST_INVALID_ARGUMENT` for a
  * bad weight, `ST_BUSY` from inside a progress callback. One thread at a
  * time per handle.
  */
@@ -893,6 +942,23 @@ void st_style_list_free(struct st_style_list *list);
 enum st_status st_add_style_path(struct st_context *ctx, const char *path, float blend_weight);
 
 /**
+ * Adds a style named the way a user types it in a host with only a text
+ * field (a frei0r filter parameter, a script): `style` is a path to a
+ * file, taken as by [`st_add_style_path`], or else the name of an
+ * installed pack, as [`st_list_styles`] lists it, compared without regard
+ * to ASCII case (`"swirls"` finds "Swirls"). A file of that name wins over
+ * a pack of that name. `style` is UTF-8, read during the call; the blend
+ * weight is finite and ≥ 0.
+ *
+ * Returns `ST_NULL_ARGUMENT` for a NULL handle or style, what
+ * [`st_add_style_path`] returns for a file, `ST_PACK_ERROR` when no file
+ * and no installed pack has that name (the message says so) or the pack is
+ * bad, `ST_INVALID_ARGUMENT` for a bad weight, `ST_BUSY` from inside a
+ * progress callback. One thread at a time per handle.
+ */
+enum st_status st_add_style_named(struct st_context *ctx, const char *style, float blend_weight);
+
+/**
  * Converts `source` into `target`, which must have the same width and
  * height; formats and flags may differ. Colour goes through display-referred
  * RGB (gray targets get its luma), alpha is copied (opaque when the source
@@ -909,8 +975,9 @@ enum st_status st_add_style_path(struct st_context *ctx, const char *path, float
  * pixels itself.
  *
  * Returns `ST_NULL_ARGUMENT` for a NULL image, `ST_INVALID_ARGUMENT` for a
- * bad image description, different sizes, or NaN or infinite colour
- * samples. Thread-safe (for distinct buffers).
+ * bad image description, different sizes, or NaN or infinite samples,
+ * `ST_OUT_OF_MEMORY` when the source's samples cannot be allocated.
+ * Thread-safe (for distinct buffers).
  */
 enum st_status st_convert_image(const struct st_image *source, struct st_image *target);
 

@@ -10,7 +10,7 @@ use tch::{Device, Tensor};
 use crate::color::{match_histogram, transfer_luminance, PreserveColor};
 use crate::device::{automatic_precision, device_name, Bf16Kernels, DeviceChoice, Precision};
 use crate::error::{Error, Result};
-use crate::image::RgbImage;
+use crate::image::{RgbImage, MAX_SIDE};
 use crate::level::Level;
 use crate::loss::{LiveWeights, LossTerms, Normalization};
 use crate::memory::trim_host_heap;
@@ -262,9 +262,12 @@ impl Engine {
     pub fn plan(&self, content_size: (u32, u32), styles: &StyleSet, options: &RunOptions) -> Result<Plan> {
         validate_run_options(options)?;
         let (cw, ch) = content_size;
+        if cw == 0 || ch == 0 || cw.max(ch) > MAX_SIDE {
+            return Err(Error::invalid("content", format!("{cw}×{ch}: each side must be 1 to {MAX_SIDE} pixels")));
+        }
         let long = options.size.unwrap_or_else(|| cw.max(ch).min(DEFAULT_MAX_WORKING_SIDE));
-        if long == 0 {
-            return Err(Error::invalid("size", "must be at least 1"));
+        if long == 0 || long > MAX_SIDE {
+            return Err(Error::invalid("size", format!("{long}: the working size must be 1 to {MAX_SIDE} pixels")));
         }
         let levels = pyramid(fit_long_side(cw, ch, long), options.scales)?;
         let native = styles.largest_image_side();

@@ -146,18 +146,83 @@ fn file_error(path: &Path, reason: impl Into<String>) -> Error {
     Error::Image { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Reads and decodes an image file (PNG, JPEG, TIFF, BMP, PNM, WebP).
+/// Longest side of an image the library works on, in pixels: files, C
+/// images and working sizes beyond it are refused.
+pub const MAX_SIDE: u32 = 65536;
+
+/// Most pixels of an image file ([`load`], [`decode`]): 2^27, e.g.
+/// 16384 × 8192. Its RGB f32 samples take 1.5 GiB.
+pub const MAX_FILE_PIXELS: u64 = 1 << 27;
+
+/// Most bytes a decoder may allocate for one file (its decoded samples and
+/// working buffers), and most bytes of a file: 2 GiB, a float RGBA file of
+/// [`MAX_FILE_PIXELS`].
+pub const MAX_DECODE_BYTES: u64 = 2 << 30;
+
+/// Reads and decodes an image file (PNG, JPEG, TIFF, BMP, PNM, WebP),
+/// within [`MAX_SIDE`], [`MAX_FILE_PIXELS`] and [`MAX_DECODE_BYTES`]. Only
+/// regular files are read (not a FIFO or a device), and none larger than
+/// [`MAX_DECODE_BYTES`].
 pub fn load(path: &Path) -> Result<LoadedImage> {
-    let reader = image::ImageReader::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-    let reader = reader.with_guessed_format().map_err(|e| file_error(path, format!("cannot read: {e}")))?;
-    if reader.format().is_none() {
-        return Err(file_error(path, "not an image file (unrecognised format)"));
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let metadata = file.metadata().map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    if !metadata.is_file() {
+        return Err(file_error(path, "not a regular file"));
     }
+    if metadata.len() > MAX_DECODE_BYTES {
+        return Err(file_error(
+            path,
+            format!("{} bytes is larger than the {MAX_DECODE_BYTES} an image file may have", metadata.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // At most one byte past the size read above, should the file grow meanwhile.
+    (&mut file)
+        .take(MAX_DECODE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_DECODE_BYTES {
+        return Err(file_error(path, format!("larger than the {MAX_DECODE_BYTES} bytes an image file may have")));
+    }
+    decode(&bytes, path)
+}
+
+/// Decodes an image file's bytes as [`load`] does; `path` is used in
+/// messages only (the format is judged by the bytes).
+pub fn decode(bytes: &[u8], path: &Path) -> Result<LoadedImage> {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    // The bytes decide the format; the extension is the guess when they do not.
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+        if let Ok(format) = ImageFormat::from_path(path) {
+            reader.set_format(format);
+        }
+        let mut reader = reader.with_guessed_format().map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+        if reader.format().is_none() {
+            return Err(file_error(path, "not an image file (unrecognised format)"));
+        }
+        reader.limits(limits.clone());
+        Ok(reader)
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(|e| file_error(path, format!("cannot decode: {e}")))?;
+    check_file_pixels(width, height).map_err(|reason| file_error(path, reason))?;
+    let reader = reader()?;
     let decoded = reader.decode().map_err(|e| file_error(path, format!("cannot decode: {e}")))?;
     from_dynamic(decoded).map_err(|e| match e {
         Error::InvalidArgument { reason, .. } => file_error(path, reason),
         other => other,
     })
+}
+
+fn check_file_pixels(width: u32, height: u32) -> std::result::Result<(), String> {
+    if width as u64 * height as u64 > MAX_FILE_PIXELS {
+        return Err(format!("{width}×{height} is more than the {MAX_FILE_PIXELS} pixels an image file may have"));
+    }
+    Ok(())
 }
 
 /// Converts a decoded image.
@@ -186,6 +251,9 @@ pub fn from_dynamic(decoded: DynamicImage) -> Result<LoadedImage> {
         1 => decoded.into_rgba8().pixels().for_each(|p| push(p.0.map(|v| v as f32 / 255.0))),
         2 => decoded.into_rgba16().pixels().for_each(|p| push(p.0.map(|v| v as f32 / 65535.0))),
         _ => decoded.into_rgba32f().pixels().for_each(|p| push(p.0)),
+    }
+    if alpha.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid("image", "holds NaN or infinite alpha samples"));
     }
     Ok(LoadedImage { rgb: RgbImage::new(width, height, rgb)?, alpha: has_alpha.then_some(alpha), high_depth })
 }

@@ -154,21 +154,39 @@ pub(super) unsafe fn c_str<'a>(ptr: *const c_char, name: &'static str) -> Result
     CStr::from_ptr(ptr).to_str().map(Some).map_err(|_| Error::invalid(name, "is not valid UTF-8"))
 }
 
+/// Largest `size` field a caller's struct may declare: larger values, and
+/// values that are not a multiple of 8, are taken for an uninitialised
+/// field, not for a newer struct (whose size `sizeof` rounds to 8).
+const MAX_STRUCT_SIZE: usize = 256;
+
+/// Whether `size` can be a newer header's struct of one that is `current` bytes here.
+fn newer_size(size: usize, current: usize) -> bool {
+    size > current && size <= MAX_STRUCT_SIZE && size % 8 == 0
+}
+
 /// Checks a struct's `size` field against this library's struct.
 pub(super) fn check_size(size: usize, expected: usize, name: &'static str) -> Result<()> {
     if size != expected {
         return Err(Error::invalid(
             name,
-            format!("size field is {size} but this library's struct is {expected} bytes (use the matching header)"),
+            format!(
+                "size field is {size} but this library's struct is {expected} bytes (library {}; use the matching \
+                 header)",
+                env!("CARGO_PKG_VERSION")
+            ),
         ));
     }
     Ok(())
 }
 
 /// A caller's struct whose first field is its `size`: `size` may be this
-/// library's `size_of::<T>()` or one of `earlier` (the struct before fields
-/// were appended); the fields an earlier caller's struct lacks keep their
-/// values in `defaults`.
+/// library's `size_of::<T>()`, one of `earlier` (the struct before fields
+/// were appended; the fields such a caller's struct lacks keep their values
+/// in `defaults`), or larger, from a newer header, when every byte past
+/// this library's struct is zero (a newer field at zero asks for nothing
+/// this library does not do). Other sizes, larger ones with a non-zero
+/// tail, and sizes over [`MAX_STRUCT_SIZE`] or not a multiple of 8 are
+/// refused with a message that names both sizes and this library's version.
 ///
 /// `T` must be plain data (integers, floats, raw pointers: any bytes are a
 /// value), and each earlier size must be that struct's whole `sizeof`.
@@ -183,12 +201,57 @@ pub(super) unsafe fn read_versioned<T: Copy>(
 ) -> Result<T> {
     let size = ptr.cast::<usize>().read_unaligned();
     let current = std::mem::size_of::<T>();
-    if size != current && !earlier.contains(&size) {
+    if newer_size(size, current) {
+        let tail = std::slice::from_raw_parts(ptr.cast::<u8>().add(current), size - current);
+        if let Some(at) = tail.iter().position(|&b| b != 0) {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "size field is {size}: the struct comes from a newer header, and byte {} is set, past the {current} \
+                     bytes this library ({}) knows; use a library at least as new as the header",
+                    current + at,
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+    } else if size != current && !earlier.contains(&size) {
         check_size(size, current, name)?;
     }
     let mut value = defaults;
-    std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size);
+    std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size.min(current));
     Ok(value)
+}
+
+/// The `size` field of a caller's output struct, checked as
+/// [`write_versioned`] checks it, so that a call can refuse it before its work.
+///
+/// # Safety
+/// `ptr` must point to a struct of the `size` it declares.
+pub(super) unsafe fn output_size<T: Copy>(ptr: *const T, name: &'static str) -> Result<usize> {
+    let size = ptr.cast::<usize>().read_unaligned();
+    let current = std::mem::size_of::<T>();
+    if !newer_size(size, current) {
+        check_size(size, current, name)?;
+    }
+    Ok(size)
+}
+
+/// Writes `value` into a caller's output struct whose first field is its
+/// `size`, kept as the caller set it: this library's size, or a larger one
+/// from a newer header, whose bytes past this library's struct are left as
+/// they are (a caller zeroes them to see which fields the library did not
+/// know). Other sizes are refused as [`read_versioned`] refuses them, and
+/// nothing is written.
+///
+/// # Safety
+/// `ptr` must point to a writable struct of the `size` it declares.
+pub(super) unsafe fn write_versioned<T: Copy>(ptr: *mut T, value: T, name: &'static str) -> Result<()> {
+    let size = output_size(ptr, name)?;
+    let current = std::mem::size_of::<T>();
+    let bytes = ptr.cast::<u8>();
+    std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), bytes, current);
+    bytes.cast::<usize>().write_unaligned(size);
+    Ok(())
 }
 
 /// A blend weight: finite and ≥ 0.

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::boundary::{busy, c_str, check_size, lock, null_argument, st_version, Failure};
+use super::boundary::{busy, c_str, lock, null_argument, read_versioned, st_version, Failure};
 use super::options::st_default_options;
 use super::types::*;
 use crate::device::DeviceChoice;
@@ -126,20 +126,15 @@ pub unsafe extern "C" fn st_create(options: *const st_options, out: *mut *mut st
 unsafe fn create(options: *const st_options) -> Result<st_context> {
     let mut defaults = std::mem::zeroed::<st_options>();
     st_default_options(&mut defaults);
-    let options = match options.as_ref() {
-        Some(o) => {
-            check_size(o.size, std::mem::size_of::<st_options>(), "options")?;
-            *o
-        }
-        None => defaults,
-    };
+    let options = if options.is_null() { defaults } else { read_versioned(options, defaults, &[], "options")? };
     let model_path = match c_str(options.model_path, "model_path")? {
         Some(path) => PathBuf::from(path),
         None => search_model()?,
     };
     let device_name = c_str(options.device, "device")?.unwrap_or("auto");
-    let device = DeviceChoice::from_name(device_name)
-        .ok_or_else(|| Error::invalid("device", format!("`{device_name}` is not auto, cpu, cuda or cuda:N")))?;
+    let device = DeviceChoice::from_name(device_name).ok_or_else(|| {
+        Error::invalid("device", format!("`{device_name}` is not auto, cpu, cuda or cuda:N (lower case)"))
+    })?;
     let precision = match options.precision {
         p if p == st_precision::ST_PRECISION_AUTO as u32 => None,
         p if p == st_precision::ST_PRECISION_FP32 as u32 => Some(Precision::Fp32),

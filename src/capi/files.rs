@@ -39,9 +39,12 @@ unsafe fn add_from_path(
 /// Adds a style image read from a file (PNG, JPEG, TIFF, BMP, PNM, WebP;
 /// the decoders of the `stylize` CLI, so both see the same pixels) with a
 /// blend weight (finite, ≥ 0). `path` is a UTF-8 path read during the call.
+/// Files of up to [`ST_MAX_SIDE`] pixels a side and 2^27 pixels in all are
+/// read, and no decoder may allocate more than 2 GiB for one.
 ///
 /// Returns `ST_NULL_ARGUMENT` for a NULL handle or path, `ST_IMAGE_ERROR`
-/// for a missing, unreadable or non-image file, `ST_INVALID_ARGUMENT` for a
+/// for a missing, unreadable, non-image, corrupt or truncated file, one
+/// over those limits or with NaN or infinite samples, `ST_INVALID_ARGUMENT` for a
 /// bad weight, `ST_BUSY` from inside a progress callback. One thread at a
 /// time per handle.
 #[no_mangle]
@@ -231,8 +234,7 @@ struct StyleListBox {
 pub unsafe extern "C" fn st_list_styles(out: *mut *mut st_style_list) -> st_status {
     ffi_boundary!("st_list_styles": {
         let out = out.as_mut().ok_or_else(|| null_argument("out"))?;
-        let installed = library_dir().map(|d| d.join("../share/styletransfer/styles"));
-        let found = list_packs(&style_dirs(installed.as_deref()));
+        let found = installed_packs();
         let strings: Vec<(CString, CString)> =
             found.iter().map(|e| (c_string(&e.name), c_string(&e.path.to_string_lossy()))).collect();
         let thumbnails: Vec<Vec<u8>> = found.into_iter().map(|e| e.thumbnail).collect();
@@ -269,6 +271,12 @@ pub unsafe extern "C" fn st_style_list_free(list: *mut st_style_list) {
     })
 }
 
+/// The packs of the style folders, as [`st_list_styles`] lists them.
+fn installed_packs() -> Vec<crate::pack::PackEntry> {
+    let installed = library_dir().map(|d| d.join("../share/styletransfer/styles"));
+    list_packs(&style_dirs(installed.as_deref()))
+}
+
 /// Adds a style from a path that names either a style pack or a style
 /// image, with a blend weight (finite, ≥ 0): a file whose name ends in
 /// `.stpack` (any case), or that starts as a pack does (a safetensors
@@ -284,4 +292,40 @@ pub unsafe extern "C" fn st_style_list_free(list: *mut st_style_list) {
 #[no_mangle]
 pub unsafe extern "C" fn st_add_style_path(ctx: *mut st_context, path: *const c_char, blend_weight: f32) -> st_status {
     ffi_boundary!(ctx, |context| add_from_path(context, path, blend_weight, None))
+}
+
+/// Adds a style named the way a user types it in a host with only a text
+/// field (a frei0r filter parameter, a script): `style` is a path to a
+/// file, taken as by [`st_add_style_path`], or else the name of an
+/// installed pack, as [`st_list_styles`] lists it, compared without regard
+/// to ASCII case (`"swirls"` finds "Swirls"). A file of that name wins over
+/// a pack of that name. `style` is UTF-8, read during the call; the blend
+/// weight is finite and ≥ 0.
+///
+/// Returns `ST_NULL_ARGUMENT` for a NULL handle or style, what
+/// [`st_add_style_path`] returns for a file, `ST_PACK_ERROR` when no file
+/// and no installed pack has that name (the message says so) or the pack is
+/// bad, `ST_INVALID_ARGUMENT` for a bad weight, `ST_BUSY` from inside a
+/// progress callback. One thread at a time per handle.
+#[no_mangle]
+pub unsafe extern "C" fn st_add_style_named(
+    ctx: *mut st_context,
+    style: *const c_char,
+    blend_weight: f32,
+) -> st_status {
+    ffi_boundary!(ctx, |context| {
+        let name = c_str(style, "style")?.ok_or_else(|| null_argument("style"))?;
+        if Path::new(name).exists() {
+            return add_from_path(context, style, blend_weight, None);
+        }
+        let weight = check_blend_weight(blend_weight)?;
+        let mut styles = styles_of(context)?;
+        let entry =
+            installed_packs().into_iter().find(|e| e.name.eq_ignore_ascii_case(name)).ok_or_else(|| Error::Pack {
+                path: name.into(),
+                reason: "is neither a file nor the name of an installed style pack (st_list_styles lists them)".into(),
+            })?;
+        let pack = StylePack::load(&entry.path, context.engine.model().weights_sha256())?;
+        Ok(styles.add_pack(pack, weight)?)
+    })
 }

@@ -9,7 +9,7 @@ use super::*; // the functions the docs link to
 use super::boundary::null_argument;
 use super::types::*;
 use crate::error::{Error, Result};
-use crate::image::{linear_to_srgb, luma, srgb_to_linear, RgbImage};
+use crate::image::{linear_to_srgb, luma, srgb_to_linear, RgbImage, MAX_SIDE};
 
 /// Every flag `st_image.flags` may hold.
 const KNOWN_FLAGS: u32 = ST_IMAGE_LINEAR | ST_IMAGE_PREMULTIPLIED | ST_IMAGE_BOTTOM_UP | ST_IMAGE_MASK_ALPHA;
@@ -74,6 +74,17 @@ impl Layout {
     }
 }
 
+/// An empty buffer for `count` samples, or `ST_OUT_OF_MEMORY` when the
+/// system cannot give it (an image within [`ST_MAX_SIDE`] may still be far
+/// larger than memory; an allocation failure would abort the host).
+fn samples(count: usize, name: &'static str) -> Result<Vec<f32>> {
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(count).map_err(|_| {
+        Error::OutOfMemory(format!("`{name}`: {} MiB for its samples cannot be allocated", (count * 4) >> 20))
+    })?;
+    Ok(buffer)
+}
+
 /// A validated view of an `st_image`.
 pub(crate) struct View {
     data: *mut u8,
@@ -100,6 +111,10 @@ pub(crate) unsafe fn view(image: &st_image, name: &'static str) -> Result<View> 
         .ok_or_else(|| Error::invalid(name, format!("unknown pixel format {}", image.format)))?;
     if image.width == 0 || image.height == 0 {
         return Err(Error::invalid(name, format!("size {}×{} is empty", image.width, image.height)));
+    }
+    if image.width.max(image.height) > MAX_SIDE {
+        let reason = format!("size {}×{}: each side must be at most {MAX_SIDE} pixels", image.width, image.height);
+        return Err(Error::invalid(name, reason));
     }
     if image.flags & !KNOWN_FLAGS != 0 {
         return Err(Error::invalid(name, format!("unknown flags {:#x}", image.flags)));
@@ -193,11 +208,16 @@ impl View {
     /// As for [`view`].
     pub unsafe fn to_rgb(&self, name: &'static str) -> Result<(RgbImage, Option<Vec<f32>>)> {
         let (w, h) = (self.width as usize, self.height as usize);
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        let mut alpha = Vec::with_capacity(if self.layout.alpha { w * h } else { 0 });
+        let mut rgb = samples(w * h * 3, name)?;
+        let mut alpha = samples(if self.layout.alpha { w * h } else { 0 }, name)?;
         let colour_channels = if self.layout.gray { 1 } else { 3 };
+        // Stored samples, before any decoding (which would turn a linear NaN into 0).
+        let mut finite = true;
         for y in 0..h {
             for x in 0..w {
+                if self.layout.sample == Sample::F32 {
+                    finite &= (0..self.layout.channels()).all(|c| self.read(x, y, c).is_finite());
+                }
                 let a = if self.layout.alpha { self.read(x, y, colour_channels) } else { 1.0 };
                 // Premultiplied colour where alpha is 0 carries nothing to divide out.
                 let straight = |v: f32| if self.premultiplied && a > 0.0 { v / a } else { v };
@@ -218,8 +238,12 @@ impl View {
                 }
             }
         }
-        if rgb.iter().any(|v| !v.is_finite()) {
+        if !finite {
             return Err(Error::invalid(name, "holds NaN or infinite samples"));
+        }
+        if rgb.iter().any(|v| !v.is_finite()) {
+            // Finite premultiplied colour over a subnormal alpha.
+            return Err(Error::invalid(name, "colour divided by its alpha overflows"));
         }
         let image = RgbImage::new(self.width, self.height, rgb).map_err(|e| match e {
             Error::InvalidArgument { reason, .. } => Error::invalid(name, reason),
@@ -231,12 +255,14 @@ impl View {
     /// One value per pixel: the alpha channel with `ST_IMAGE_MASK_ALPHA`,
     /// else the gray channel of gray formats and the luma of colour ones
     /// (as stored: a mask's samples are neither unpremultiplied nor decoded).
+    /// NaN and infinite values are refused; others are kept (the blend
+    /// clamps them to 0..1).
     ///
     /// # Safety
     /// As for [`view`].
-    pub unsafe fn to_plane(&self) -> Vec<f32> {
+    pub unsafe fn to_plane(&self, name: &'static str) -> Result<Vec<f32>> {
         let (w, h) = (self.width as usize, self.height as usize);
-        let mut plane = Vec::with_capacity(w * h);
+        let mut plane = samples(w * h, name)?;
         for y in 0..h {
             for x in 0..w {
                 let v = if self.mask_alpha {
@@ -251,7 +277,10 @@ impl View {
                 plane.push(v);
             }
         }
-        plane
+        if plane.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(name, "holds NaN or infinite samples"));
+        }
+        Ok(plane)
     }
 
     /// Writes `rgb` (gray formats get its luma) and `alpha` (opaque when
@@ -302,8 +331,9 @@ impl View {
 /// pixels itself.
 ///
 /// Returns `ST_NULL_ARGUMENT` for a NULL image, `ST_INVALID_ARGUMENT` for a
-/// bad image description, different sizes, or NaN or infinite colour
-/// samples. Thread-safe (for distinct buffers).
+/// bad image description, different sizes, or NaN or infinite samples,
+/// `ST_OUT_OF_MEMORY` when the source's samples cannot be allocated.
+/// Thread-safe (for distinct buffers).
 #[no_mangle]
 pub unsafe extern "C" fn st_convert_image(source: *const st_image, target: *mut st_image) -> st_status {
     ffi_boundary!("st_convert_image": {

@@ -3,14 +3,14 @@
 
 use std::ffi::c_void;
 
-use super::boundary::{check_size, null_argument, read_versioned};
+use super::boundary::{null_argument, output_size, read_versioned, write_versioned};
 use super::context::{st_context, styles_of};
 use super::options::st_default_run_options;
 use super::pixels;
 use super::types::*;
 use crate::color::PreserveColor;
 use crate::error::{Error, Result};
-use crate::image::blend_with_mask;
+use crate::image::{blend_with_mask, MAX_SIDE};
 use crate::loss::Normalization;
 use crate::optim::Optimizer;
 use crate::plan::MemoryOptions;
@@ -43,6 +43,9 @@ fn quality_side(quality: u32) -> Result<Option<u32>> {
 fn working_side(o: &st_run_options, content: (u32, u32)) -> Result<Option<u32>> {
     if !(o.render_scale.is_finite() && o.render_scale >= 0.0) {
         return Err(Error::invalid("render_scale", format!("{} is not a positive number", o.render_scale)));
+    }
+    if o.working_size > MAX_SIDE {
+        return Err(Error::invalid("working_size", format!("{} is more than {MAX_SIDE}", o.working_size)));
     }
     let Some(preset) = quality_side(o.quality)? else {
         return Ok((o.working_size > 0).then_some(o.working_size));
@@ -96,7 +99,7 @@ unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Re
     let mask = match o.mask.as_ref() {
         Some(mask) => {
             let view = pixels::view(mask, "mask")?;
-            Some((view.to_plane(), view.width, view.height))
+            Some((view.to_plane("mask")?, view.width, view.height))
         }
         None => None,
     };
@@ -121,11 +124,14 @@ unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Re
 
 /// Plans the memory of a run of `options` (NULL: defaults) on a
 /// `width`×`height` content with the handle's styles, without running it:
-/// pyramid levels, which are tiled, the estimated peak. `out->size` must be
-/// `sizeof(st_memory_plan)`; the rest of `*out` is written on `ST_OK`.
+/// pyramid levels, which are tiled, the estimated peak. `out->size` is
+/// `sizeof(st_memory_plan)` (or a newer header's, see its doc); the rest of
+/// `*out` is written on `ST_OK`.
 ///
 /// Returns `ST_NULL_ARGUMENT` for a NULL handle or `out`,
-/// `ST_INVALID_ARGUMENT` for a bad size or option, `ST_OUT_OF_MEMORY` when
+/// `ST_INVALID_ARGUMENT` for a bad size or option (a side of 0 or over
+/// [`ST_MAX_SIDE`], a working image under 16 pixels, a `size` field
+/// `st_memory_plan` does not accept), `ST_OUT_OF_MEMORY` when
 /// even the smallest tiles exceed the budget (the message gives the
 /// estimate), `ST_BUSY` from inside a progress callback. One thread at a
 /// time per handle.
@@ -138,14 +144,26 @@ pub unsafe extern "C" fn st_plan_memory(
     out: *mut st_memory_plan,
 ) -> st_status {
     ffi_boundary!(ctx, |context| {
-        let out = out.as_mut().ok_or_else(|| null_argument("out"))?;
-        check_size(out.size, std::mem::size_of::<st_memory_plan>(), "memory_plan")?;
-        let request = run_request(options, (width, height))?;
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        output_size(out, "memory_plan")?;
         let styles = styles_of(context)?;
+        if width == 0 || height == 0 || width.max(height) > MAX_SIDE {
+            let reason = format!("{width}×{height}: each side must be 1 to {MAX_SIDE} pixels");
+            return Err(Error::invalid("width", reason).into());
+        }
+        let request = run_request(options, (width, height))?;
+        if let Some((_, mask_width, mask_height)) = &request.mask {
+            if (*mask_width, *mask_height) != (width, height) {
+                let reason = format!("is {mask_width}×{mask_height} but the content is {width}×{height}");
+                return Err(Error::invalid("mask", reason).into());
+            }
+        }
         let plan = context.engine.plan((width, height), &styles, &request.options)?;
         let finest = plan.levels.last().ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
-        *out = st_memory_plan {
-            size: out.size,
+        let plan = st_memory_plan {
+            size: 0, // the caller's, kept
             peak_bytes: plan.peak_bytes,
             budget_bytes: plan.budget_bytes.unwrap_or(0),
             model_bytes: plan.model_bytes,
@@ -154,6 +172,7 @@ pub unsafe extern "C" fn st_plan_memory(
             tiles: finest.tile_count() as u32,
             tile_size: finest.tiles.map_or(finest.width.max(finest.height), |g| g.tile),
         };
+        write_versioned(out, plan, "memory_plan")?;
         Ok(())
     })
 }
@@ -169,7 +188,9 @@ pub unsafe extern "C" fn st_plan_memory(
 ///
 /// Returns `ST_NULL_ARGUMENT` for a NULL handle, content or output;
 /// `ST_INVALID_ARGUMENT` for a bad image description, option value or
-/// struct size, or when no style was added; `ST_CANCELLED` when the callback
+/// struct size, NaN or infinite float samples in the content, mask or init
+/// image, a working image under 16 pixels on a side (see `working_size`),
+/// or when no style was added; `ST_CANCELLED` when the callback
 /// returned non-zero; `ST_BUSY` when called from inside a progress callback;
 /// `ST_OUT_OF_MEMORY`; `ST_DEVICE_ERROR`, `ST_INTERNAL_ERROR` for libtorch
 /// failures. One thread at a time per handle.

@@ -12,8 +12,8 @@ use crate::style::StyleImage;
 /// later runs until the styles change.
 ///
 /// Returns `ST_NULL_ARGUMENT` for a NULL handle or image,
-/// `ST_INVALID_ARGUMENT` for a bad image description or weight, `ST_BUSY`
-/// from inside a progress callback.
+/// `ST_INVALID_ARGUMENT` for a bad image description (NaN or infinite float
+/// samples included) or weight, `ST_BUSY` from inside a progress callback.
 #[no_mangle]
 pub unsafe extern "C" fn st_add_style(ctx: *mut st_context, style: *const st_image, blend_weight: f32) -> st_status {
     ffi_boundary!(ctx, |context| {

@@ -75,7 +75,8 @@ pub enum st_pixel_format {
 
 /// [`st_image`] flag: float samples are linear light (converted to and
 /// from display values with the sRGB curve). Without it, float samples are
-/// display-referred like 8-bit ones. Integer formats are always display-referred.
+/// display-referred like 8-bit ones. Integer formats are always
+/// display-referred: the flag on one is refused (`ST_INVALID_ARGUMENT`).
 pub const ST_IMAGE_LINEAR: u32 = 1;
 
 /// [`st_image`] flag: colour samples are premultiplied by alpha (formats
@@ -95,6 +96,13 @@ pub const ST_IMAGE_BOTTOM_UP: u32 = 4;
 /// their luma, of the samples as stored (masks are not unpremultiplied or
 /// decoded). On other images it is accepted and has no effect.
 pub const ST_IMAGE_MASK_ALPHA: u32 = 8;
+
+/// Longest side, in pixels, of an [`st_image`], of `st_run_options.working_size`
+/// and of the sizes [`st_plan_memory`] plans; larger ones give
+/// `ST_INVALID_ARGUMENT`. Image files are read up to this side and up to
+/// 2^27 pixels (e.g. 16384 × 8192).
+pub const ST_MAX_SIDE: u32 = 65536;
+const _: () = assert!(ST_MAX_SIDE == crate::image::MAX_SIDE);
 
 /// Convolution precision for [`st_options`].
 #[repr(C)]
@@ -191,6 +199,13 @@ pub enum st_device_choice {
 
 /// An image in caller memory. For inputs the library only reads `data`; for
 /// outputs it writes `data` only when the call succeeds.
+///
+/// Float samples of inputs (colour and alpha of contents, styles and init
+/// images; masks) must be finite: NaN or infinity anywhere gives
+/// `ST_INVALID_ARGUMENT`. Other display-referred float values are kept as
+/// they are read (linear ones below 0 read as 0) and clamped to 0..1 when
+/// the library writes integer samples. Images larger than the memory
+/// available give `ST_OUT_OF_MEMORY`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct st_image {
@@ -198,9 +213,9 @@ pub struct st_image {
     /// [`ST_IMAGE_BOTTOM_UP`]). At least
     /// `stride_bytes * (height - 1) + width * bytes_per_pixel` bytes.
     pub data: *mut c_void,
-    /// Width in pixels (> 0).
+    /// Width in pixels, 1 to [`ST_MAX_SIDE`].
     pub width: u32,
-    /// Height in pixels (> 0).
+    /// Height in pixels, 1 to [`ST_MAX_SIDE`].
     pub height: u32,
     /// Bytes from one row to the next (≥ width × bytes per pixel).
     pub stride_bytes: usize,
@@ -216,12 +231,21 @@ pub struct st_image {
 #[derive(Clone, Copy, Debug)]
 pub struct st_options {
     /// `sizeof(st_options)`: lets the struct grow without breaking the ABI.
+    /// A struct from a newer header (a larger `size`: a multiple of 8, at
+    /// most 256) is accepted when every byte past this library's struct is
+    /// zero, and refused with `ST_INVALID_ARGUMENT`, naming this library's
+    /// version, when one is not; other sizes are refused. `st_default_options`
+    /// writes this library's size: a caller that sets fields of a newer
+    /// header sets `size = sizeof` after it, so that an older library
+    /// refuses them instead of ignoring them.
     pub size: usize,
     /// Model file (UTF-8 path), or NULL to search: `$ST_MODEL`, then the
     /// installed `share/styletransfer/vgg19.safetensors`, then
     /// `vgg19.safetensors` beside the library.
     pub model_path: *const c_char,
-    /// `"auto"`, `"cpu"`, `"cuda"` or `"cuda:N"`; NULL means `"auto"`.
+    /// `"auto"`, `"cpu"`, `"cuda"` (or its alias `"gpu"`) or `"cuda:N"`;
+    /// NULL means `"auto"`. Lower case only: the names are compared exactly,
+    /// so `"CPU"` is refused (`ST_INVALID_ARGUMENT`).
     pub device: *const c_char,
     /// CPU threads for libtorch (process-wide); 0 keeps libtorch's default.
     pub threads: u32,
@@ -233,20 +257,30 @@ pub struct st_options {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct st_run_options {
-    /// `sizeof(st_run_options)`.
+    /// `sizeof(st_run_options)`, or the 0.1 struct's size (the fields added
+    /// since get their defaults), or a newer header's larger size, accepted
+    /// as `st_options.size` is (and set the same way after
+    /// `st_default_run_options`).
     pub size: usize,
     /// Optimiser evaluations per pyramid level (> 0). Default 200.
     pub iterations: u32,
     /// Pyramid levels; 0 chooses automatically (halving to about 128 px, at most 4).
     pub scales: u32,
-    /// Long side of the working image; 0 uses the content's, at most 512.
-    /// The result is resampled to the content's size.
+    /// Long side of the working image, at most [`ST_MAX_SIDE`]; 0 uses the
+    /// content's, at most 512. The content is resampled to it (up or down,
+    /// aspect kept) and the result back to the content's size. The working
+    /// image's short side must come to at least 16 pixels, so a content
+    /// smaller than 16 pixels on a side is refused (`ST_INVALID_ARGUMENT`,
+    /// "too small") unless `working_size` scales it up far enough.
     pub working_size: u32,
     /// One of [`st_optimizer`].
     pub optimizer: u32,
     /// One of [`st_init`].
     pub init: u32,
-    /// The starting image when `init` is `ST_INIT_IMAGE`, else ignored (may be NULL).
+    /// The starting image when `init` is `ST_INIT_IMAGE`, else ignored (may
+    /// be NULL). Any size: it is resampled to each pyramid level's size (to
+    /// the content's aspect, whatever its own), so a result at another
+    /// resolution can start a run.
     pub init_image: *const st_image,
     /// Seed for `ST_INIT_NOISE`; CPU runs are bit-reproducible for a seed.
     pub seed: u64,
@@ -256,14 +290,17 @@ pub struct st_run_options {
     pub normalization: u32,
     /// Optional mask, same size as the content (gray formats use their gray
     /// channel, colour formats their luma, and with [`ST_IMAGE_MASK_ALPHA`]
-    /// the alpha channel): `out = m·stylised + (1−m)·content`.
-    /// NULL: no mask.
+    /// the alpha channel): `out = m·stylised + (1−m)·content`, with `m`
+    /// clamped to 0..1 (a float mask's 1.5 acts as 1, its −0.5 as 0; NaN or
+    /// infinity is refused). NULL: no mask.
     pub mask: *const st_image,
     /// Memory budget in MiB; pyramid levels that would exceed it are
     /// optimised in tiles. 0: the device's free memory.
     pub max_memory_mb: u64,
     /// Largest tile side in pixels; levels with a longer side are tiled.
-    /// 0: as large as the budget allows.
+    /// 0: as large as the budget allows. At least `tile_overlap` + 32 (and
+    /// at least 32), so that each tile keeps a core of 32 pixels; smaller
+    /// values give `ST_INVALID_ARGUMENT`.
     pub tile_size: u32,
     /// Overlap between tiles in pixels; 0: the default (64).
     pub tile_overlap: u32,
@@ -282,7 +319,10 @@ pub struct st_run_options {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct st_memory_plan {
-    /// `sizeof(st_memory_plan)`, set by the caller.
+    /// `sizeof(st_memory_plan)`, set by the caller and kept. A newer
+    /// header's larger size (a multiple of 8, at most 256) is accepted: the
+    /// bytes past this library's struct are left as the caller set them
+    /// (zero them to tell which fields this library did not fill).
     pub size: usize,
     /// Estimated peak bytes of the run beyond the model and the runtime.
     pub peak_bytes: u64,

@@ -262,9 +262,7 @@ impl Engine {
     pub fn plan(&self, content_size: (u32, u32), styles: &StyleSet, options: &RunOptions) -> Result<Plan> {
         validate_run_options(options)?;
         let (cw, ch) = content_size;
-        if cw == 0 || ch == 0 || cw.max(ch) > MAX_SIDE {
-            return Err(Error::invalid("content", format!("{cw}×{ch}: each side must be 1 to {MAX_SIDE} pixels")));
-        }
+        check_content_size(cw, ch)?;
         let long = options.size.unwrap_or_else(|| cw.max(ch).min(DEFAULT_MAX_WORKING_SIDE));
         if long == 0 || long > MAX_SIDE {
             return Err(Error::invalid("size", format!("{long}: the working size must be 1 to {MAX_SIDE} pixels")));
@@ -319,6 +317,14 @@ impl Engine {
             Init::Image(image) => self.input_at(image, w, h),
         }
     }
+}
+
+/// Checks a content size: each side 1 to [`MAX_SIDE`] pixels.
+pub fn check_content_size(width: u32, height: u32) -> Result<()> {
+    if width == 0 || height == 0 || width.max(height) > MAX_SIDE {
+        return Err(Error::invalid("content", format!("{width}×{height}: each side must be 1 to {MAX_SIDE} pixels")));
+    }
+    Ok(())
 }
 
 /// SplitMix64 step mapped to a uniform f32 in [0, 1).

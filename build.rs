@@ -1,11 +1,16 @@
 //! Link-time set-up for libtorch.
 //!
-//! `torch-sys` finds libtorch and links it with `--as-needed`, which drops
-//! `libtorch_cuda.so` because nothing references its symbols directly; CUDA
-//! then reports unavailable at run time. This script keeps it linked when the
-//! libtorch in use has it, and records the libtorch directory as the run path
-//! of every artefact (library, CLI, tests) so nothing needs
-//! `LD_LIBRARY_PATH`. `LD_LIBRARY_PATH` still overrides it (RUNPATH).
+//! The library and every other artefact link libtorch's CPU part only
+//! (`libtorch_cpu`, `libc10`), so that an install with a CPU-only runtime
+//! loads. The CUDA part is loaded at run time ([`src/runtime.rs`]): the
+//! library `dlopen`s `libtorch_cuda.so` and, when it was built, the CUDA
+//! shim `libstyletransfer_cuda.so` that this script compiles from
+//! `csrc/cuda_shim.cpp` into `styletransfer/` beside the artefacts.
+//!
+//! The libtorch directory is recorded as the run path of every artefact
+//! (library, CLI, tests) so nothing in the build tree needs
+//! `LD_LIBRARY_PATH`; `scripts/install.sh` rewrites it to a relative one
+//! when it installs. `LD_LIBRARY_PATH` still overrides it (RUNPATH).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -29,31 +34,61 @@ fn libtorch_lib_dir() -> Option<PathBuf> {
     None
 }
 
+/// The profile folder the artefacts land in (`target/release`), from
+/// `OUT_DIR` (`target/release/build/<crate>-<hash>/out`).
+fn profile_dir() -> Option<PathBuf> {
+    let out = PathBuf::from(env::var_os("OUT_DIR")?);
+    Some(out.ancestors().nth(3)?.to_path_buf())
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
     println!("cargo:rerun-if-env-changed=PYTHON_SYS_EXECUTABLE");
     println!("cargo:rerun-if-env-changed=ST_RPATH");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-check-cfg=cfg(st_has_cuda_lib)");
+    println!("cargo:rustc-check-cfg=cfg(st_cuda_shim)");
     let Some(lib_dir) = libtorch_lib_dir() else {
         println!("cargo:warning=libtorch directory not found; no run path recorded");
         return;
     };
-    // ST_RPATH replaces the recorded run path (e.g. for a relocated install).
+    // ST_RPATH replaces the recorded run path.
     let rpath = env::var("ST_RPATH").unwrap_or_else(|_| lib_dir.display().to_string());
     if !rpath.is_empty() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{rpath}");
     }
+    build_runtime_glue(&lib_dir);
     if lib_dir.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-search=native={}", lib_dir.display());
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
         println!("cargo:rustc-cfg=st_has_cuda_lib");
         build_cuda_shim(&lib_dir);
     }
-    println!("cargo:rustc-check-cfg=cfg(st_has_cuda_lib)");
-    println!("cargo:rustc-check-cfg=cfg(st_cuda_shim)");
+}
+
+/// The C++ headers of the libtorch in use (`<libtorch>/include`).
+fn torch_include(lib_dir: &Path) -> Option<PathBuf> {
+    let include = lib_dir.parent()?.join("include");
+    include.join("ATen/Version.h").is_file().then_some(include)
+}
+
+/// Compiles `csrc/torch_runtime.cpp` (the version libtorch was built as and
+/// the version of the libtorch loaded at run time) into the library.
+fn build_runtime_glue(lib_dir: &Path) {
+    println!("cargo:rerun-if-changed=csrc/torch_runtime.cpp");
+    let include = torch_include(lib_dir).expect("libtorch has no C++ headers (include/ATen/Version.h)");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/torch_runtime.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag_if_supported("-Wno-unused-parameter")
+        .opt_level(2)
+        .compile("st_torch_runtime");
+    println!("cargo:rustc-link-search=native={}", lib_dir.display());
+    for lib in ["torch_cpu", "c10"] {
+        println!("cargo:rustc-link-lib=dylib={lib}");
+    }
 }
 
 /// Folders to search for the CUDA runtime headers: `$CUDA_HOME/include`,
@@ -93,9 +128,11 @@ fn cuda_runtime_library(lib_dir: &Path) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// Compiles `csrc/cuda_shim.cpp` (CUDA graphs, allocator statistics) when
-/// the libtorch in use ships its C++ headers and the CUDA headers are found;
-/// the Rust side then has `cfg(st_cuda_shim)`. `ST_NO_CUDA_SHIM=1` skips it.
+/// Links `csrc/cuda_shim.cpp` (CUDA graphs, allocator statistics) as the
+/// shared library `styletransfer/libstyletransfer_cuda.so` in the profile
+/// folder, when the libtorch in use ships its CUDA C++ headers and the CUDA
+/// headers are found; the Rust side then has `cfg(st_cuda_shim)` and loads
+/// it at run time. `ST_NO_CUDA_SHIM=1` skips it.
 fn build_cuda_shim(lib_dir: &Path) {
     println!("cargo:rerun-if-changed=csrc/cuda_shim.cpp");
     println!("cargo:rerun-if-env-changed=ST_NO_CUDA_SHIM");
@@ -103,8 +140,8 @@ fn build_cuda_shim(lib_dir: &Path) {
     if env::var_os("ST_NO_CUDA_SHIM").is_some_and(|v| v == "1") {
         return;
     }
-    let Some(torch_include) = lib_dir.parent().map(|p| p.join("include")) else { return };
-    if !torch_include.join("ATen/cuda/CUDAGraph.h").is_file() {
+    let Some(include) = torch_include(lib_dir) else { return };
+    if !include.join("ATen/cuda/CUDAGraph.h").is_file() {
         println!("cargo:warning=libtorch has no CUDA C++ headers; CUDA graphs disabled");
         return;
     }
@@ -112,31 +149,43 @@ fn build_cuda_shim(lib_dir: &Path) {
         println!("cargo:warning=CUDA runtime headers not found (set CUDA_HOME); CUDA graphs disabled");
         return;
     };
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/cuda_shim.cpp")
-        .include(&torch_include)
-        .include(torch_include.join("torch/csrc/api/include"))
-        .includes(&cuda_include)
-        .flag("-std=c++17")
-        .flag_if_supported("-Wno-unused-parameter")
-        .opt_level(2)
-        .compile("st_cuda_shim");
-    for lib in ["c10_cuda", "c10", "torch_cuda", "torch_cpu"] {
-        println!("cargo:rustc-link-lib=dylib={lib}");
+    let (Some(out_dir), Some(profile)) = (env::var_os("OUT_DIR").map(PathBuf::from), profile_dir()) else { return };
+    let built = out_dir.join("libstyletransfer_cuda.so");
+    let compiler = cc::Build::new().cpp(true).get_compiler();
+    let mut command = compiler.to_command();
+    command
+        .args(["-std=c++17", "-O2", "-fPIC", "-shared", "-Wno-unused-parameter", "-Wl,--no-undefined"])
+        .arg("-I")
+        .arg(&include)
+        .arg("-I")
+        .arg(include.join("torch/csrc/api/include"));
+    for dir in &cuda_include {
+        command.arg("-I").arg(dir);
     }
+    command.arg("csrc/cuda_shim.cpp").arg("-o").arg(&built).arg(format!("-L{}", lib_dir.display()));
+    command.args(["-lc10_cuda", "-lc10", "-ltorch_cuda", "-ltorch_cpu"]);
     // The shim's inline CUDA calls need the CUDA runtime that libc10_cuda
-    // uses: link that very file and record its folder as a run path.
-    if let Some(cudart) = cuda_runtime_library(lib_dir) {
-        let dir = cudart.parent().expect("a file has a folder");
-        let name = cudart.file_name().expect("a file has a name").to_string_lossy().into_owned();
-        println!("cargo:rustc-link-search=native={}", dir.display());
-        println!("cargo:rustc-link-lib=dylib:+verbatim={name}");
-        if env::var("ST_RPATH").is_err() {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    // uses: link that very file. At run time it is loaded already (libtorch
+    // needs it), so the run path only serves tools such as ldd.
+    let mut rpath = vec![lib_dir.display().to_string()];
+    match cuda_runtime_library(lib_dir) {
+        Some(cudart) => {
+            command.arg(&cudart);
+            rpath.push(cudart.parent().expect("a file has a folder").display().to_string());
         }
-    } else {
-        println!("cargo:rustc-link-lib=dylib=cudart");
+        None => {
+            command.arg("-lcudart");
+        }
     }
+    command.arg(format!("-Wl,-rpath,{}", rpath.join(":")));
+    let status = command.status().expect("run the C++ compiler for csrc/cuda_shim.cpp");
+    assert!(status.success(), "compiling csrc/cuda_shim.cpp failed: {command:?}");
+    let dest_dir = profile.join("styletransfer");
+    std::fs::create_dir_all(&dest_dir).expect("create the profile's styletransfer/ folder");
+    // Replaced, not overwritten: a running test may have the old one mapped.
+    let dest = dest_dir.join("libstyletransfer_cuda.so");
+    let partial = dest_dir.join("libstyletransfer_cuda.so.partial");
+    std::fs::copy(&built, &partial).expect("copy the CUDA shim");
+    std::fs::rename(&partial, &dest).expect("move the CUDA shim into place");
     println!("cargo:rustc-cfg=st_cuda_shim");
 }

@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     st_context *ctx = NULL;
     int status = st_create(&options, &ctx);
     if (status != ST_OK) {
-        fprintf(stderr, "st_e2e: st_create: %s\n", st_status_str(status));
+        fprintf(stderr, "st_e2e: st_create: %s: %s\n", st_status_str(status), st_last_error(NULL));
         return 1;
     }
     if ((status = st_add_style_file(ctx, argv[2], 1.0f)) != ST_OK ||

@@ -118,6 +118,11 @@ typedef enum st_status {
    * A bug: the library panicked. The handle may still be destroyed.
    */
   ST_PANIC = 12,
+  /**
+   * The libtorch runtime loaded is not the version this library was
+   * built for (the message names both); nothing was run.
+   */
+  ST_RUNTIME_ERROR = 13,
 } st_status;
 
 /**
@@ -723,9 +728,11 @@ enum st_status st_default_run_options(struct st_run_options *options);
  * `out` is NULL; `ST_INVALID_ARGUMENT` for a wrong `options->size`, an
  * unknown device string or precision; `ST_MODEL_ERROR` when the model is
  * missing or unusable, or its weights do not match the digest the file
- * records (`weights_sha256`); `ST_DEVICE_ERROR` when the device is absent. There
- * is no handle to hold the message on failure: it goes to stderr only when
- * `ST_VERBOSE` is set. Thread-safe.
+ * records (`weights_sha256`); `ST_DEVICE_ERROR` when the device is absent;
+ * `ST_RUNTIME_ERROR` when the libtorch runtime loaded is not the version
+ * this library was built for. There is no handle to hold the message on
+ * failure: `st_last_error(NULL)` gives it, on the same thread (and it goes
+ * to stderr when `ST_VERBOSE` is set). Thread-safe.
  */
 enum st_status st_create(const struct st_options *options, struct st_context **out);
 
@@ -750,7 +757,10 @@ enum st_status st_release_memory(struct st_context *ctx);
 /**
  * The message of the last failed call on `ctx` ("" after a success). The
  * string belongs to the handle and stays valid until the next call on it.
- * NULL `ctx` gives a static message. Never returns NULL.
+ * NULL `ctx` gives the message of this thread's last call that takes no
+ * handle ([`st_create`], `st_read_pack_info`, `st_plan_memory`, ...;
+ * "" when it succeeded), valid until the next such call on this thread.
+ * Never returns NULL.
  */
 const char *st_last_error(const struct st_context *ctx);
 

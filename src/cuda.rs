@@ -1,49 +1,33 @@
 //! What the engine needs from CUDA beyond `tch`: CUDA graphs (a sequence of
 //! libtorch calls captured once and replayed with a single launch) and the
-//! caching allocator's statistics, both from `csrc/cuda_shim.cpp`, compiled
-//! when the libtorch in use has CUDA and its C++ headers (without it every
-//! function here reports that CUDA graphs are unavailable and the
-//! statistics are `None`); and a device's free memory, from the CUDA
-//! runtime libtorch has loaded ([`free_bytes`]).
+//! caching allocator's statistics, both from the CUDA shim
+//! (`csrc/cuda_shim.cpp`, loaded by [`crate::runtime`] when the runtime has
+//! its CUDA part; without it every function here reports that CUDA graphs
+//! are unavailable and the statistics are `None`); and a device's free
+//! memory, from the CUDA runtime libtorch has loaded ([`free_bytes`]).
 
 use crate::error::{Error, Result};
+use crate::runtime::{self, Shim};
 
-#[cfg(st_cuda_shim)]
-mod ffi {
-    use std::os::raw::{c_char, c_int, c_void};
-    extern "C" {
-        pub fn st_cuda_last_error() -> *const c_char;
-        pub fn st_cuda_graph_new(device: c_int) -> *mut c_void;
-        pub fn st_cuda_graph_free(graph: *mut c_void);
-        pub fn st_cuda_graph_begin(graph: *mut c_void) -> c_int;
-        pub fn st_cuda_graph_end(graph: *mut c_void) -> c_int;
-        pub fn st_cuda_graph_replay(graph: *mut c_void) -> c_int;
-        pub fn st_cuda_memory_stats(
-            device: c_int,
-            allocated_now: *mut u64,
-            allocated_peak: *mut u64,
-            reserved_now: *mut u64,
-            reserved_peak: *mut u64,
-        ) -> c_int;
-        pub fn st_cuda_reset_peak(device: c_int) -> c_int;
-        pub fn st_cuda_release_cached() -> c_int;
-    }
-
-    pub fn last_error() -> String {
-        // SAFETY: the shim returns a NUL-terminated thread-local string that
-        // stays valid until the next failing call on this thread.
-        unsafe { std::ffi::CStr::from_ptr(st_cuda_last_error()) }.to_string_lossy().into_owned()
-    }
+/// Whether CUDA graphs can be captured: the CUDA shim is loaded (it still
+/// needs a CUDA device).
+pub fn graphs_loaded() -> bool {
+    runtime::shim().is_some()
 }
 
-/// Whether this build can capture CUDA graphs (it still needs a CUDA device).
-pub fn graphs_built() -> bool {
-    cfg!(st_cuda_shim)
+fn shim_or_error() -> Result<&'static Shim> {
+    runtime::shim().ok_or_else(|| {
+        let why = match &runtime::cuda_part().shim_file {
+            Ok(_) => "unknown".to_string(),
+            Err(reason) => reason.clone(),
+        };
+        Error::Torch(format!("CUDA graphs are unavailable: {why}"))
+    })
 }
 
 /// A captured CUDA graph.
 pub struct Graph {
-    #[cfg(st_cuda_shim)]
+    shim: &'static Shim,
     handle: *mut std::os::raw::c_void,
 }
 
@@ -53,55 +37,43 @@ impl Graph {
     /// pool and are rewritten by every [`Graph::replay`]; inputs must be
     /// tensors that exist before the capture and are refilled in place.
     /// `work` must not synchronise with the host (no reading values).
-    #[cfg(st_cuda_shim)]
     pub fn capture<T>(device: usize, work: impl FnOnce() -> Result<T>) -> Result<(Self, T)> {
+        let shim = shim_or_error()?;
         let index = i32::try_from(device).map_err(|_| Error::invalid("device", "index out of range"))?;
         // SAFETY: plain constructor; NULL is handled.
-        let handle = unsafe { ffi::st_cuda_graph_new(index) };
+        let handle = unsafe { (shim.graph_new)(index) };
         if handle.is_null() {
-            return Err(Error::Torch(format!("CUDA graph: {}", ffi::last_error())));
+            return Err(Error::Torch(format!("CUDA graph: {}", shim.error())));
         }
-        let graph = Self { handle };
+        let graph = Self { shim, handle };
         // SAFETY: `handle` is a live graph owned by `graph`.
-        if unsafe { ffi::st_cuda_graph_begin(graph.handle) } != 0 {
-            return Err(Error::Torch(format!("CUDA graph capture: {}", ffi::last_error())));
+        if unsafe { (shim.graph_begin)(graph.handle) } != 0 {
+            return Err(Error::Torch(format!("CUDA graph capture: {}", shim.error())));
         }
         let result = work();
         // SAFETY: as above; ends the capture begun here, whatever `work` did.
-        let ended = unsafe { ffi::st_cuda_graph_end(graph.handle) };
+        let ended = unsafe { (shim.graph_end)(graph.handle) };
         let value = result?;
         if ended != 0 {
-            return Err(Error::Torch(format!("CUDA graph capture: {}", ffi::last_error())));
+            return Err(Error::Torch(format!("CUDA graph capture: {}", shim.error())));
         }
         Ok((graph, value))
     }
 
-    /// Without the shim: always an error.
-    #[cfg(not(st_cuda_shim))]
-    pub fn capture<T>(_device: usize, _work: impl FnOnce() -> Result<T>) -> Result<(Self, T)> {
-        Err(Error::Torch("CUDA graphs are not built into this library".into()))
-    }
-
     /// Launches the captured work again on the current stream.
     pub fn replay(&self) -> Result<()> {
-        #[cfg(st_cuda_shim)]
-        {
-            // SAFETY: `handle` is a live, captured graph.
-            if unsafe { ffi::st_cuda_graph_replay(self.handle) } != 0 {
-                return Err(Error::Torch(format!("CUDA graph replay: {}", ffi::last_error())));
-            }
-            Ok(())
+        // SAFETY: `handle` is a live, captured graph.
+        if unsafe { (self.shim.graph_replay)(self.handle) } != 0 {
+            return Err(Error::Torch(format!("CUDA graph replay: {}", self.shim.error())));
         }
-        #[cfg(not(st_cuda_shim))]
-        Err(Error::Torch("CUDA graphs are not built into this library".into()))
+        Ok(())
     }
 }
 
-#[cfg(st_cuda_shim)]
 impl Drop for Graph {
     fn drop(&mut self) {
-        // SAFETY: `handle` came from st_cuda_graph_new and is freed once.
-        unsafe { ffi::st_cuda_graph_free(self.handle) }
+        // SAFETY: `handle` came from graph_new and is freed once.
+        unsafe { (self.shim.graph_free)(self.handle) }
     }
 }
 
@@ -120,45 +92,34 @@ pub struct MemoryStats {
 
 /// The allocator's counters for CUDA device `device`, `None` without the shim.
 pub fn memory_stats(device: usize) -> Option<MemoryStats> {
-    #[cfg(st_cuda_shim)]
-    {
-        let mut s = MemoryStats::default();
-        // SAFETY: the four pointers are valid for writes.
-        let status = unsafe {
-            ffi::st_cuda_memory_stats(
-                device as i32,
-                &mut s.allocated,
-                &mut s.allocated_peak,
-                &mut s.reserved,
-                &mut s.reserved_peak,
-            )
-        };
-        (status == 0).then_some(s)
-    }
-    #[cfg(not(st_cuda_shim))]
-    {
-        let _ = device;
-        None
-    }
+    let shim = runtime::shim()?;
+    let mut s = MemoryStats::default();
+    // SAFETY: the four pointers are valid for writes.
+    let status = unsafe {
+        (shim.memory_stats)(
+            device as i32,
+            &mut s.allocated,
+            &mut s.allocated_peak,
+            &mut s.reserved,
+            &mut s.reserved_peak,
+        )
+    };
+    (status == 0).then_some(s)
 }
 
 /// Starts the peak counters of device `device` afresh.
 pub fn reset_peak(device: usize) {
-    #[cfg(st_cuda_shim)]
-    // SAFETY: plain call; failures only leave the peaks as they were.
-    unsafe {
-        ffi::st_cuda_reset_peak(device as i32);
+    if let Some(shim) = runtime::shim() {
+        // SAFETY: plain call; failures only leave the peaks as they were.
+        unsafe { (shim.reset_peak)(device as i32) };
     }
-    #[cfg(not(st_cuda_shim))]
-    let _ = device;
 }
 
 /// Gives the allocator's cached, unused device memory back to the driver.
 pub fn release_cached() {
-    #[cfg(st_cuda_shim)]
-    // SAFETY: plain call.
-    unsafe {
-        ffi::st_cuda_release_cached();
+    if let Some(shim) = runtime::shim() {
+        // SAFETY: plain call.
+        unsafe { (shim.release_cached)() };
     }
 }
 

@@ -29,14 +29,20 @@ impl DeviceChoice {
         }
     }
 
-    /// Resolves to a libtorch device, checking that it exists.
+    /// Resolves to a libtorch device, checking that it exists. First checks
+    /// the libtorch runtime and loads its CUDA part ([`crate::runtime::check`]).
     pub fn resolve(self) -> Result<Device> {
+        crate::runtime::check()?;
         match self {
             Self::Auto => Ok(if tch::Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu }),
             Self::Cpu => Ok(Device::Cpu),
             Self::Cuda(index) => {
                 if !tch::Cuda::is_available() {
-                    return Err(Error::Device("CUDA was requested but no CUDA device is available".into()));
+                    let why = match &crate::runtime::cuda_part().libtorch_cuda {
+                        Ok(_) => "no CUDA device is available".to_string(),
+                        Err(reason) => reason.clone(),
+                    };
+                    return Err(Error::Device(format!("CUDA was requested but {why}")));
                 }
                 let count = tch::Cuda::device_count() as usize;
                 if index >= count {

@@ -59,6 +59,9 @@ pub enum Error {
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(String),
+    /// The libtorch runtime loaded is not the one this code was built for.
+    #[error("libtorch runtime: {0}")]
+    Runtime(String),
 }
 
 /// The core's result type.

@@ -30,7 +30,7 @@ pub fn set_graphs_enabled(enabled: bool) {
 /// Whether evaluations on `device` will be replayed from CUDA graphs.
 pub fn graphs_active(device: Device) -> bool {
     device.is_cuda()
-        && cuda::graphs_built()
+        && cuda::graphs_loaded()
         && GRAPHS_ENABLED.load(Ordering::Relaxed)
         && std::env::var("ST_CUDA_GRAPHS").map_or(true, |v| v != "0")
 }

@@ -41,6 +41,7 @@ pub mod pack;
 pub mod plan;
 pub mod pyramid;
 pub mod run;
+pub mod runtime;
 pub mod style;
 pub mod targets;
 

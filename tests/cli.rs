@@ -229,3 +229,16 @@ fn scales_one_turns_the_pyramid_off() {
     let report: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
     assert_eq!(report["levels"], serde_json::json!([[256, 170]]));
 }
+
+/// `stylize runtime` names the libtorch it loaded, its version and the
+/// build's, and what became of the CUDA part.
+#[test]
+fn runtime_subcommand_describes_the_loaded_libtorch() {
+    let output = support::stylize(&["runtime"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "stylize runtime failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    let built = styletransfer::runtime::built_version();
+    assert!(text.contains(&format!("libtorch: {built} (built for {built}), ")), "{text}");
+    assert!(text.contains("libtorch_cpu.so"), "{text}");
+    assert!(text.contains("CUDA part: ") && text.contains("CUDA shim: ") && text.contains("CUDA devices: "), "{text}");
+}

@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
     if (!read_picture(argv[1], &content) || !read_picture(argv[2], &style)) goto done;
     st_status status = st_create(&options, &ctx);
     if (status != ST_OK) {
-        fprintf(stderr, "st_create: %s\n", st_status_str((int)status));
+        fprintf(stderr, "st_create: %s: %s\n", st_status_str((int)status), st_last_error(NULL));
         goto done;
     }
     st_image style_image = as_image(&style);

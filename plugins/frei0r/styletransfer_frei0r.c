@@ -301,8 +301,7 @@ static st_context *ready_context(instance *inst) {
         st_status status = st.create(NULL, &inst->ctx);
         if (status != ST_OK) {
             inst->create_failed = 1;
-            report(inst, "cannot start the engine: %s (is the model installed? ST_MODEL names it; ST_VERBOSE=1 says more)",
-                   st.status_str((int)status));
+            report(inst, "cannot start the engine: %s: %s", st.status_str((int)status), st.last_error(NULL));
             return NULL;
         }
     }

@@ -456,8 +456,8 @@ static OfxStatus ensure_context(OfxImageEffectHandle effect, Instance *inst, int
     if (!options.device) return fail(effect, kOfxStatFailed, "Style Transfer: unknown device choice %d.", device);
     st_status status = st_create(&options, &inst->ctx);
     if (status != ST_OK)
-        return fail(effect, kOfxStatFailed, "Style Transfer: cannot start the engine: %s%s", st_status_str((int)status),
-                    status == ST_MODEL_ERROR ? " (model not found; set ST_MODEL or reinstall)" : "");
+        return fail(effect, kOfxStatFailed, "Style Transfer: cannot start the engine: %s: %s", st_status_str((int)status),
+                    st_last_error(NULL));
     inst->ctx_device = device;
     return kOfxStatOK;
 }

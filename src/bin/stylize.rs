@@ -41,9 +41,10 @@ struct Cli {
     /// Blend weights of the styles, comma-separated, one per --style.
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     style_blend: Option<Vec<f64>>,
-    /// Style pack, optionally with a blend weight (`a.stpack:0.7`); repeatable,
-    /// and combinable with --style.
-    #[arg(long, value_name = "PATH[:W]")]
+    /// Style pack (a file, or the name of a pack in the style folders, as
+    /// `stylize pack list` shows), optionally with a blend weight
+    /// (`a.stpack:0.7`); repeatable, and combinable with --style.
+    #[arg(long, value_name = "PACK[:W]")]
     style_pack: Vec<String>,
     /// Output image (.png, .jpg, .tif, .bmp, .ppm, .webp).
     #[arg(short = 'o', long, value_name = "PATH", required_unless_present = "plan")]
@@ -143,6 +144,10 @@ enum Command {
     /// Style packs: precomputed style statistics for one-click switching.
     #[command(subcommand)]
     Pack(PackCommand),
+    /// Describe the libtorch runtime this program loads: its version, its
+    /// CUDA part, the CUDA shim, the CUDA devices. Fails when the version
+    /// is not the one this program was built for.
+    Runtime,
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,6 +246,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Some(Command::Pack(command)) => pack(command),
+        Some(Command::Runtime) => runtime(),
         None => run(&cli),
     };
     match outcome {
@@ -250,6 +256,27 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `stylize runtime`.
+fn runtime() -> Result<()> {
+    use styletransfer::runtime;
+    let checked = runtime::check();
+    let file = runtime::libtorch_cpu_file().map(|p| p.display().to_string()).unwrap_or_else(|| "?".into());
+    let found = runtime::loaded_version().unwrap_or_else(|| "unknown".into());
+    println!("libtorch: {found} (built for {}), {file}", runtime::built_version());
+    let part = runtime::cuda_part();
+    match &part.libtorch_cuda {
+        Ok(path) => println!("CUDA part: loaded, {}", path.display()),
+        Err(reason) => println!("CUDA part: absent: {reason}"),
+    }
+    match &part.shim_file {
+        Ok(path) => println!("CUDA shim: loaded, {}", path.display()),
+        Err(reason) => println!("CUDA shim: absent: {reason}"),
+    }
+    checked?;
+    println!("CUDA devices: {}", if part.libtorch_cuda.is_ok() { tch::Cuda::device_count() } else { 0 });
+    Ok(())
 }
 
 fn weights(cli: &Cli, normalization: Normalization) -> Result<Weights> {
@@ -278,13 +305,34 @@ fn blend_weights(style_blend: &Option<Vec<f64>>, count: usize) -> Result<Vec<f64
 
 /// `PATH[:WEIGHT]`; a suffix that is not a number belongs to the path.
 fn pack_argument(text: &str) -> (PathBuf, f64) {
-    match text.rsplit_once(':') {
+    let (path, weight) = match text.rsplit_once(':') {
         Some((path, weight)) => match weight.parse::<f64>() {
-            Ok(w) => (PathBuf::from(path), w),
-            Err(_) => (PathBuf::from(text), 1.0),
+            Ok(w) => (path, w),
+            Err(_) => (text, 1.0),
         },
-        None => (PathBuf::from(text), 1.0),
+        None => (text, 1.0),
+    };
+    (resolve_pack(path), weight)
+}
+
+/// The installed `share/styletransfer/styles` beside this program.
+fn installed_styles() -> Option<PathBuf> {
+    std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("../share/styletransfer/styles")))
+}
+
+/// A pack argument: a file, else the display name of a pack in the style
+/// folders (ASCII case-insensitive; the first folder's wins), else the
+/// argument as given (loading it then says it is missing).
+fn resolve_pack(text: &str) -> PathBuf {
+    let path = PathBuf::from(text);
+    if path.exists() {
+        return path;
     }
+    list_packs(&style_dirs(installed_styles().as_deref()))
+        .into_iter()
+        .find(|entry| entry.name.eq_ignore_ascii_case(text))
+        .map(|entry| entry.path)
+        .unwrap_or(path)
 }
 
 fn pack(command: &PackCommand) -> Result<()> {
@@ -345,10 +393,7 @@ fn pack(command: &PackCommand) -> Result<()> {
             Ok(())
         }
         PackCommand::List => {
-            let installed = std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(|d| d.join("../share/styletransfer/styles")));
-            for entry in list_packs(&style_dirs(installed.as_deref())) {
+            for entry in list_packs(&style_dirs(installed_styles().as_deref())) {
                 println!("{}\t{}", entry.name, entry.path.display());
             }
             Ok(())

@@ -2,7 +2,7 @@
 //! through ([`ffi_boundary!`]), with the argument checks they share, and
 //! the two functions that need nothing else (`st_version`, `st_status_str`).
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
@@ -91,6 +91,7 @@ fn status_of(error: &Error) -> st_status {
         Error::Cancelled => st_status::ST_CANCELLED,
         Error::Io { .. } => st_status::ST_IO_ERROR,
         Error::Torch(_) => st_status::ST_INTERNAL_ERROR,
+        Error::Runtime(_) => st_status::ST_RUNTIME_ERROR,
     }
 }
 
@@ -133,16 +134,37 @@ pub(super) unsafe fn on_handle(
     }
 }
 
+thread_local! {
+    /// The message of this thread's last call made without a handle
+    /// ("" after a success): what `st_last_error(NULL)` returns.
+    static LAST_ERROR_WITHOUT_HANDLE: std::cell::RefCell<CString> = std::cell::RefCell::new(CString::default());
+}
+
+fn set_error_without_handle(message: &str) {
+    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR_WITHOUT_HANDLE.with(|last| *last.borrow_mut() = text);
+}
+
+/// This thread's last message from a call made without a handle; valid
+/// until the next such call on this thread (the buffer is replaced then).
+pub(super) fn last_error_without_handle() -> *const c_char {
+    LAST_ERROR_WITHOUT_HANDLE.with(|last| last.borrow().as_ptr())
+}
+
 /// [`ffi_boundary!`] without a handle.
 pub(super) fn without_handle(name: &str, body: impl FnOnce() -> Result<(), Failure>) -> st_status {
     let failure = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => return st_status::ST_OK,
+        Ok(Ok(())) => {
+            set_error_without_handle("");
+            return st_status::ST_OK;
+        }
         Ok(Err(failure)) => failure,
         Err(payload) => Failure { status: st_status::ST_PANIC, message: panic_message(payload.as_ref()) },
     };
     if std::env::var_os("ST_VERBOSE").is_some() {
         eprintln!("{name}: {}", failure.message);
     }
+    set_error_without_handle(&failure.message);
     failure.status
 }
 
@@ -292,6 +314,7 @@ pub extern "C" fn st_status_str(status: c_int) -> *const c_char {
             10 => "input/output error\0",
             11 => "libtorch error\0",
             12 => "internal error (panic)\0",
+            13 => "libtorch runtime of another version\0",
             _ => "unknown status\0",
         };
         text.as_ptr().cast()

@@ -109,9 +109,11 @@ pub(super) fn library_dir() -> Option<PathBuf> {
 /// `out` is NULL; `ST_INVALID_ARGUMENT` for a wrong `options->size`, an
 /// unknown device string or precision; `ST_MODEL_ERROR` when the model is
 /// missing or unusable, or its weights do not match the digest the file
-/// records (`weights_sha256`); `ST_DEVICE_ERROR` when the device is absent. There
-/// is no handle to hold the message on failure: it goes to stderr only when
-/// `ST_VERBOSE` is set. Thread-safe.
+/// records (`weights_sha256`); `ST_DEVICE_ERROR` when the device is absent;
+/// `ST_RUNTIME_ERROR` when the libtorch runtime loaded is not the version
+/// this library was built for. There is no handle to hold the message on
+/// failure: `st_last_error(NULL)` gives it, on the same thread (and it goes
+/// to stderr when `ST_VERBOSE` is set). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn st_create(options: *const st_options, out: *mut *mut st_context) -> st_status {
     ffi_boundary!("st_create": {
@@ -194,13 +196,16 @@ pub unsafe extern "C" fn st_release_memory(ctx: *mut st_context) -> st_status {
 
 /// The message of the last failed call on `ctx` ("" after a success). The
 /// string belongs to the handle and stays valid until the next call on it.
-/// NULL `ctx` gives a static message. Never returns NULL.
+/// NULL `ctx` gives the message of this thread's last call that takes no
+/// handle ([`st_create`], `st_read_pack_info`, `st_plan_memory`, ...;
+/// "" when it succeeded), valid until the next such call on this thread.
+/// Never returns NULL.
 #[no_mangle]
 pub unsafe extern "C" fn st_last_error(ctx: *const st_context) -> *const c_char {
     ffi_boundary!({
         match ctx.as_ref() {
             Some(context) => lock(&context.last_error).as_ptr(),
-            None => c"st_last_error: the handle is NULL".as_ptr(),
+            None => super::boundary::last_error_without_handle(),
         }
     })
 }

@@ -38,6 +38,9 @@ pub enum st_status {
     ST_INTERNAL_ERROR = 11,
     /// A bug: the library panicked. The handle may still be destroyed.
     ST_PANIC = 12,
+    /// The libtorch runtime loaded is not the version this library was
+    /// built for (the message names both); nothing was run.
+    ST_RUNTIME_ERROR = 13,
 }
 
 /// Pixel formats of [`st_image`]. Samples are interleaved; 16-bit and float

@@ -87,7 +87,7 @@ static st_context *make_context(void) {
     st_context *ctx = NULL;
     st_status status = st_create(&options, &ctx);
     if (status != ST_OK) {
-        fprintf(stderr, "st_create failed: %s (set ST_MODEL?)\n", st_status_str((int)status));
+        fprintf(stderr, "st_create failed: %s: %s\n", st_status_str((int)status), st_last_error(NULL));
         exit(1);
     }
     return ctx;
@@ -235,6 +235,10 @@ static void test_invalid_arguments(st_context *ctx) {
     create_options.model_path = "/nonexistent/vgg19.safetensors";
     CHECK_STATUS(st_create(&create_options, &other), ST_MODEL_ERROR);
     CHECK(other == NULL);
+    /* No handle holds that message: st_last_error(NULL) gives it, until the next call without a handle. */
+    CHECK(strstr(st_last_error(NULL), "/nonexistent/vgg19.safetensors") != NULL);
+    CHECK_STATUS(st_create(NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK(strstr(st_last_error(NULL), "out") != NULL);
     CHECK_STATUS(st_clear_styles(ctx), ST_OK);
     CHECK_STATUS(st_release_memory(ctx), ST_OK);
 }

@@ -95,8 +95,8 @@ static gboolean process(const StGimpParams *params, GeglBuffer *source, GeglBuff
     options.device = st_device_name((uint32_t)params->device);
     st_status status = st_create(&options, &ctx);
     if (status != ST_OK) {
-        *error = g_strdup_printf("Cannot start the style-transfer engine: %s%s", st_status_str((int)status),
-                                 status == ST_MODEL_ERROR ? " (the model file was not found; set ST_MODEL)" : "");
+        *error = g_strdup_printf("Cannot start the style-transfer engine: %s: %s", st_status_str((int)status),
+                                 st_last_error(NULL));
         goto done;
     }
     if (st_add_style_path(ctx, params->style, 1.0f) != ST_OK) {

@@ -47,10 +47,13 @@ Cflags: -I\${includedir}
 PC
 }
 
+# The libtorch folder the built library records: the first entry of its run path.
+built_torch_lib() { readelf -d "$built_lib" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p' | cut -d: -f1; }
+
 if [ "${1:-}" = "--uninstalled" ]; then
     mkdir -p "$root/build/pkgconfig"
-    torch=$(readelf -d "$built_lib" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p' | cut -d: -f1)
-    write_pc "$root/build/pkgconfig/styletransfer-uninstalled.pc" "$root" "$root/target/release" "$root/include" "$torch"
+    write_pc "$root/build/pkgconfig/styletransfer-uninstalled.pc" "$root" "$root/target/release" "$root/include" \
+        "$(built_torch_lib)"
     exit 0
 fi
 
@@ -58,8 +61,7 @@ fi
 command -v patchelf >/dev/null || "$root/scripts/setup.sh" apt patchelf
 
 # The libtorch the library was built against: its recorded run path.
-torch_lib=$(readelf -d "$built_lib" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p' | cut -d: -f1)
-torch_lib=$(readlink -f "$torch_lib")
+torch_lib=$(readlink -f "$(built_torch_lib)")
 [ -f "$torch_lib/libtorch_cpu.so" ] || { log "no libtorch_cpu.so in the library's run path ($torch_lib)"; exit 1; }
 # The wheels' layout: site-packages/torch/lib and site-packages/nvidia/*/lib.
 site=$(cd "$torch_lib/../.." && pwd)

@@ -24,7 +24,8 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 
 # Debian packages the build and the tests need.
-APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libexpat1-dev gimp libgimp2.0-dev patchelf
+APT_PACKAGES := build-essential pkg-config python3-venv valgrind libpng-dev libexpat1-dev gimp libgimp2.0-dev patchelf \
+    libopencv-dev
 
 .PHONY: deps venv model build demo test check-format clippy unit-tests doc header bench-build \
         install bench clean test-c c-example packs gimp2-plugin test-gimp2 test-gimp install-gimp \

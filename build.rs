@@ -59,6 +59,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{rpath}");
     }
     build_runtime_glue(&lib_dir);
+    build_flow_shim();
     if lib_dir.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-cfg=st_has_cuda_lib");
         build_cuda_shim(&lib_dir);
@@ -188,4 +189,38 @@ fn build_cuda_shim(lib_dir: &Path) {
     std::fs::copy(&built, &partial).expect("copy the CUDA shim");
     std::fs::rename(&partial, &dest).expect("move the CUDA shim into place");
     println!("cargo:rustc-cfg=st_cuda_shim");
+}
+
+/// Links `csrc/flow_shim.cpp` (OpenCV's DIS optical flow) as the shared
+/// library `styletransfer/libstyletransfer_flow.so` in the profile folder,
+/// when pkg-config finds OpenCV 4 (Debian's `libopencv-dev`); the Rust side
+/// loads it at run time (`src/runtime.rs`). Without OpenCV the build goes on
+/// and sequence runs with optical flow say it is missing.
+fn build_flow_shim() {
+    println!("cargo:rerun-if-changed=csrc/flow_shim.cpp");
+    let (Some(out_dir), Some(profile)) = (env::var_os("OUT_DIR").map(PathBuf::from), profile_dir()) else { return };
+    let cflags = Command::new("pkg-config").args(["--cflags", "opencv4"]).output();
+    let cflags = match cflags {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => {
+            println!("cargo:warning=OpenCV 4 not found by pkg-config (libopencv-dev); no optical flow");
+            return;
+        }
+    };
+    let built = out_dir.join("libstyletransfer_flow.so");
+    let compiler = cc::Build::new().cpp(true).get_compiler();
+    let mut command = compiler.to_command();
+    command.args(["-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Wl,--no-undefined"]);
+    command.args(cflags.split_whitespace());
+    command.arg("csrc/flow_shim.cpp").arg("-o").arg(&built);
+    command.args(["-lopencv_video", "-lopencv_imgproc", "-lopencv_core"]);
+    let status = command.status().expect("run the C++ compiler for csrc/flow_shim.cpp");
+    assert!(status.success(), "compiling csrc/flow_shim.cpp failed: {command:?}");
+    let dest_dir = profile.join("styletransfer");
+    std::fs::create_dir_all(&dest_dir).expect("create the profile's styletransfer/ folder");
+    // Replaced, not overwritten: a running test may have the old one mapped.
+    let dest = dest_dir.join("libstyletransfer_flow.so");
+    let partial = dest_dir.join("libstyletransfer_flow.so.partial");
+    std::fs::copy(&built, &partial).expect("copy the flow shim");
+    std::fs::rename(&partial, &dest).expect("move the flow shim into place");
 }

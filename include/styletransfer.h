@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #define ST_VERSION_MAJOR 0
-#define ST_VERSION_MINOR 2
+#define ST_VERSION_MINOR 3
 #define ST_VERSION_PATCH 0
-#define ST_VERSION_STRING "0.2.0"
+#define ST_VERSION_STRING "0.3.0"
 
 /**
  * [`st_image`] flag: float samples are linear light (converted to and
@@ -243,6 +243,27 @@ typedef enum st_init {
    */
   ST_INIT_IMAGE = 2,
 } st_init;
+
+/**
+ * How a frame follows the previous one, for [`st_frame`].
+ */
+typedef enum st_temporal {
+  /**
+   * Independent frames: the previous frame is not used.
+   */
+  ST_TEMPORAL_OFF = 0,
+  /**
+   * Start from the previous output as it is (no motion followed, no
+   * temporal term), through the whole pyramid.
+   */
+  ST_TEMPORAL_INIT = 1,
+  /**
+   * Start from the previous output warped by the optical flow between the
+   * two content frames, at the working size only, and keep close to it
+   * where the flow is reliable (the temporal term of Ruder et al. 2016).
+   */
+  ST_TEMPORAL_FLOW = 2,
+} st_temporal;
 
 /**
  * Colour preservation for [`st_run_options`].
@@ -497,6 +518,43 @@ typedef struct st_run_options {
 } st_run_options;
 
 /**
+ * A frame of a sequence for [`st_run_frame`]: the frame before it and how
+ * to follow it. Fill it with [`st_default_frame`], then set the fields.
+ */
+typedef struct st_frame {
+  /**
+   * `sizeof(st_frame)`, or a newer header's larger size, accepted as
+   * `st_options.size` is (and set the same way by [`st_default_frame`]).
+   */
+  size_t size;
+  /**
+   * The previous content frame, the content's size. NULL together with
+   * `previous_output` for a first frame (or one to run independently).
+   */
+  const struct st_image *previous_content;
+  /**
+   * The previous frame's output as the caller kept it, the content's
+   * size. NULL exactly when `previous_content` is.
+   */
+  const struct st_image *previous_output;
+  /**
+   * One of [`st_temporal`]. Default `ST_TEMPORAL_FLOW`.
+   */
+  uint32_t temporal;
+  /**
+   * Weight of the temporal term (`ST_TEMPORAL_FLOW`), finite and not
+   * negative. Default 10.
+   */
+  double temporal_weight;
+  /**
+   * Evaluations of a frame that follows a previous one (per level with
+   * `ST_TEMPORAL_INIT`, at the working size with `ST_TEMPORAL_FLOW`); 0:
+   * the run options' `iterations`. A first frame runs the run options'.
+   */
+  uint32_t iterations;
+} st_frame;
+
+/**
  * A run's memory plan, filled by [`st_plan_memory`].
  */
 typedef struct st_memory_plan {
@@ -591,6 +649,12 @@ typedef struct st_progress {
    * This level's height.
    */
   uint32_t height;
+  /**
+   * Weighted temporal term (0 outside [`st_run_frame`]'s flow frames).
+   * Added in 0.3, at the end: a callback built against an earlier header
+   * reads the fields before it.
+   */
+  double temporal_loss;
 } st_progress;
 
 /**
@@ -687,7 +751,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. `"0.2.0"` (static storage; never NULL).
+ * The library version, e.g. `"0.3.0"` (static storage; never NULL).
  *
  * Thread-safe.
  */
@@ -718,6 +782,15 @@ enum st_status st_default_options(struct st_options *options);
  * Returns `ST_NULL_ARGUMENT` when `options` is NULL. Thread-safe.
  */
 enum st_status st_default_run_options(struct st_run_options *options);
+
+/**
+ * Fills `*frame` with the defaults: no previous frame, `ST_TEMPORAL_FLOW`,
+ * temporal weight 10, later frames with the run options' iterations;
+ * and its `size` field.
+ *
+ * Returns `ST_NULL_ARGUMENT` when `frame` is NULL. Thread-safe.
+ */
+enum st_status st_default_frame(struct st_frame *frame);
 
 /**
  * Creates a handle: loads the model onto the chosen device. On success
@@ -851,6 +924,32 @@ enum st_status st_plan_memory(struct st_context *ctx, uint32_t width, uint32_t h
  * failures. One thread at a time per handle.
  */
 enum st_status st_run(struct st_context *ctx, const struct st_image *content, struct st_image *output, const struct st_run_options *options, st_progress_fn progress, void *user_data);
+
+/**
+ * Stylises one frame of a sequence: `content` following `frame`'s previous
+ * content frame and previous output, as `frame->temporal` says. With
+ * `ST_TEMPORAL_FLOW` the library computes the optical flow between the two
+ * content frames (OpenCV's DIS, both ways, at the working size), warps the
+ * previous output into this frame, starts there and adds the temporal term
+ * where the flow is reliable (0 at disocclusions and motion boundaries).
+ * The handle's style targets are computed once per size and reused by
+ * every frame. Everything else is as [`st_run`]: `output`, alpha, `mask`,
+ * progress, cancel and `options` (NULL: defaults).
+ *
+ * `frame` is read only and must not be NULL; both previous images NULL
+ * runs the frame on its own (a first frame, or a frame whose previous one
+ * is not at hand). The images are read only and may be any pixel format.
+ *
+ * Returns what [`st_run`] returns, and `ST_NULL_ARGUMENT` for a NULL
+ * `frame`, or when exactly one of the previous images is NULL (the
+ * message names it); `ST_INVALID_ARGUMENT` for a previous image of another
+ * size than the content, an unknown `temporal`, a negative or non-finite
+ * `temporal_weight`, or a bad `size`; `ST_RUNTIME_ERROR` when
+ * `ST_TEMPORAL_FLOW` needs the optical-flow library and it cannot be
+ * loaded (`libstyletransfer_flow.so`, OpenCV 4's video module). One thread
+ * at a time per handle.
+ */
+enum st_status st_run_frame(struct st_context *ctx, const struct st_image *content, struct st_image *output, const struct st_run_options *options, const struct st_frame *frame, st_progress_fn progress, void *user_data);
 
 /**
  * Adds a style image read from a file (PNG, JPEG, TIFF, BMP, PNM, WebP;

@@ -11,8 +11,10 @@
 #
 # The runtime goes into LIBDIR/styletransfer/: libtorch's libraries in
 # torch/lib/, the CUDA libraries of the wheels in nvidia/ (the layout the
-# wheels use, so libtorch's own run paths hold), and the CUDA shim
-# libstyletransfer_cuda.so. The installed library's run path is
+# wheels use, so libtorch's own run paths hold), the CUDA shim
+# libstyletransfer_cuda.so, and the optical-flow shim libstyletransfer_flow.so
+# (OpenCV's DIS flow for frame sequences; it links the system's OpenCV 4,
+# Debian's libopencv-video406). The installed library's run path is
 # $ORIGIN/styletransfer/torch/lib and the CLI's
 # $ORIGIN/../lib/styletransfer/torch/lib: nothing points back into the build
 # tree, the venv or the cache, and the folder can be moved or copied whole.
@@ -28,6 +30,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -1)
 built_lib=$root/target/release/libstyletransfer.so
 built_shim=$root/target/release/styletransfer/libstyletransfer_cuda.so
+built_flow=$root/target/release/styletransfer/libstyletransfer_flow.so
 
 log() { printf 'install: %s\n' "$*" >&2; }
 
@@ -116,6 +119,10 @@ install_library() { # LIBDIR
         install -m 755 "$built_shim" "$runtime/libstyletransfer_cuda.so"
         strip --strip-debug "$runtime/libstyletransfer_cuda.so"
         patchelf --set-rpath '$ORIGIN/torch/lib' "$runtime/libstyletransfer_cuda.so"
+    fi
+    if [ -f "$built_flow" ]; then
+        install -m 755 "$built_flow" "$runtime/libstyletransfer_flow.so"
+        strip --strip-debug "$runtime/libstyletransfer_flow.so"
     fi
     printf '%s\n' "libtorch $(sed -n 's/^__version__ = .\(.*\).$/\1/p' "$site/torch/version.py" 2>/dev/null || echo '?') runtime: $kind" \
         >"$runtime/RUNTIME"

@@ -12,7 +12,7 @@ use crate::device::{automatic_precision, device_name, Bf16Kernels, DeviceChoice,
 use crate::error::{Error, Result};
 use crate::image::{RgbImage, MAX_SIDE};
 use crate::level::Level;
-use crate::loss::{LiveWeights, LossTerms, Normalization};
+use crate::loss::{LiveWeights, LossTerms, Normalization, TemporalTarget};
 use crate::memory::trim_host_heap;
 use crate::model::Vgg19;
 use crate::plan::{self, Plan, PlanInputs};
@@ -156,7 +156,22 @@ impl Engine {
         weights: &LiveWeights,
         progress: &mut dyn FnMut(&Progress) -> Flow,
     ) -> Result<RunOutput> {
+        self.run_from(content, styles, options, None, weights, progress)
+    }
+
+    /// [`Engine::run`], started from `start` when given (a frame of a
+    /// sequence: see [`crate::sequence`]).
+    pub(crate) fn run_from(
+        &self,
+        content: &RgbImage,
+        styles: &mut StyleSet,
+        options: &RunOptions,
+        start: Option<FrameStart>,
+        weights: &LiveWeights,
+        progress: &mut dyn FnMut(&Progress) -> Flow,
+    ) -> Result<RunOutput> {
         let started = Instant::now();
+        let mut start = start;
         validate_run_options(options)?;
         let (cw, ch) = (content.width(), content.height());
         let mut plan = self.plan((cw, ch), styles, options)?;
@@ -195,9 +210,21 @@ impl Engine {
             // The style forward pass's activations, freed into the C heap.
             trim_host_heap(self.device);
             crate::memory::trace_memory("style targets");
-            let start = match x.take() {
-                Some(previous) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
-                None => self.initial(&options.init, options.seed, &level_content, w, h)?,
+            let temporal = match &start {
+                Some(frame) if scale_index + 1 == levels.len() => frame.temporal.as_ref(),
+                _ => None,
+            };
+            let level_start = match (x.take(), &start) {
+                (Some(previous), _) => previous.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?,
+                (None, Some(frame)) => {
+                    let size = frame.start.size();
+                    if (size[3], size[2]) == (w as i64, h as i64) {
+                        frame.start.f_detach_copy()?
+                    } else {
+                        frame.start.f_upsample_bicubic2d([h as i64, w as i64], false, None, None)?
+                    }
+                }
+                (None, None) => self.initial(&options.init, options.seed, &level_content, w, h)?,
             };
             crate::memory::trace_memory("level start");
             let level = Level {
@@ -206,6 +233,7 @@ impl Engine {
                 exact: self.run_precision(options) == Precision::Fp32 && self.model.has_exact(),
                 content: &level_content,
                 targets: &targets,
+                temporal,
                 options,
                 optimizer,
                 weights,
@@ -219,13 +247,15 @@ impl Engine {
                     ..Default::default()
                 },
             };
-            let (result, loss) = level.run(&start, &mut plan.levels[scale_index], &mut evaluations, &mut *progress)?;
+            let (result, loss) =
+                level.run(&level_start, &mut plan.levels[scale_index], &mut evaluations, &mut *progress)?;
             crate::memory::trace_memory("level optimised");
             if scale_index + 1 == levels.len() {
                 final_loss = loss;
             }
             x = Some(result);
         }
+        drop(start.take());
         let x = x.ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
         trim_host_heap(self.device);
         // Consumed: at the largest sizes every image-sized buffer counts.
@@ -317,6 +347,13 @@ impl Engine {
             Init::Image(image) => self.input_at(image, w, h),
         }
     }
+}
+
+/// Where a frame of a sequence starts: its first level's start (model input)
+/// and the temporal term of its finest level, which must have that level's size.
+pub(crate) struct FrameStart {
+    pub start: Tensor,
+    pub temporal: Option<TemporalTarget>,
 }
 
 /// Checks a content size: each side 1 to [`MAX_SIDE`] pixels.

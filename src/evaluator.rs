@@ -94,12 +94,7 @@ impl<'o, 'a> Evaluator<'o, 'a> {
                 let mut input = c.input.shallow_clone();
                 input.f_copy_(x)?;
                 c.graph.replay()?;
-                let losses = LossTensors {
-                    content: c.losses.content.f_detach_copy()?,
-                    style: c.losses.style.f_detach_copy()?,
-                    tv: c.losses.tv.f_detach_copy()?,
-                    total: c.losses.total.f_detach_copy()?,
-                };
+                let losses = c.losses.detach_copy()?;
                 return Ok((losses, c.grad.f_detach_copy()?));
             }
             // The weights (or the shape) changed: capture again.

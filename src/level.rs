@@ -6,7 +6,7 @@ use tch::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::evaluator::Evaluator;
-use crate::loss::{LiveWeights, LossTerms, Normalization, Objective, StyleTargets};
+use crate::loss::{LiveWeights, LossTerms, Normalization, Objective, StyleTargets, TemporalTarget};
 use crate::memory::trim_host_heap;
 use crate::model::Vgg19;
 use crate::optim::{Evaluation, Optimizer, Problem};
@@ -23,6 +23,8 @@ pub(crate) struct Level<'a> {
     /// The level's content, as model input.
     pub content: &'a Tensor,
     pub targets: &'a StyleTargets,
+    /// The temporal term of a frame of a sequence, at the level's size.
+    pub temporal: Option<&'a TemporalTarget>,
     pub options: &'a RunOptions,
     /// `options.optimizer` in model-input units.
     pub optimizer: Optimizer,
@@ -68,8 +70,19 @@ impl Level<'_> {
         }
     }
 
-    fn objective(&self, content: &Tensor) -> Result<Objective<'_>> {
-        Objective::new(self.model, content, self.targets, self.options.style_layer_weights, self.options.normalization)
+    /// The objective of the region `xs`×`ys` of the level (`content` is its crop).
+    fn objective(&self, content: &Tensor, xs: (u32, u32), ys: (u32, u32)) -> Result<Objective<'_>> {
+        let mut objective = Objective::new(
+            self.model,
+            content,
+            self.targets,
+            self.options.style_layer_weights,
+            self.options.normalization,
+        )?;
+        if let Some(temporal) = self.temporal {
+            objective.set_temporal(temporal.crop(xs, ys)?)?;
+        }
+        Ok(objective)
     }
 
     /// Optimises `region` of the content (the whole level, or a tile) from
@@ -113,7 +126,8 @@ impl Level<'_> {
         evaluations: &mut usize,
         progress: &mut dyn FnMut(&Progress) -> Flow,
     ) -> Result<(Tensor, LossTerms)> {
-        let objective = self.objective(self.content)?;
+        let size = self.content.size();
+        let objective = self.objective(self.content, (0, size[3] as u32), (0, size[2] as u32))?;
         self.optimise(&objective, start, self.options.iterations, evaluations, progress)
     }
 
@@ -156,14 +170,15 @@ impl Level<'_> {
         if self.options.normalization == Normalization::Relative {
             for &ys in &rows.tiles {
                 for &xs in &columns.tiles {
-                    power += self.objective(&crop(self.content, xs, ys)?)?.content_power()? * area(xs, ys) / total_area;
+                    power += self.objective(&crop(self.content, xs, ys)?, xs, ys)?.content_power()? * area(xs, ys)
+                        / total_area;
                 }
             }
         }
         let mut loss = LossTerms::default();
         for (row, &ys) in rows.tiles.iter().enumerate() {
             for (column, &xs) in columns.tiles.iter().enumerate() {
-                let mut objective = self.objective(&crop(self.content, xs, ys)?)?;
+                let mut objective = self.objective(&crop(self.content, xs, ys)?, xs, ys)?;
                 objective.set_content_power(power);
                 let mut region = crop(&image, xs, ys)?;
                 let tile_start = region.f_contiguous()?.f_detach_copy()?;
@@ -186,6 +201,7 @@ impl Level<'_> {
                 loss.content += tile_loss.content * share;
                 loss.style += tile_loss.style * share;
                 loss.tv += tile_loss.tv * share;
+                loss.temporal += tile_loss.temporal * share;
                 loss.total += tile_loss.total * share;
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! Layers, one direction: this crate's core modules ([`device`], [`model`],
 //! [`loss`], [`optim`], [`targets`], [`pack`], [`style`], [`pyramid`],
-//! [`plan`], [`run`], [`engine`], [`color`], [`image`]) know nothing of C or
+//! [`plan`], [`run`], [`engine`], [`motion`], [`sequence`], [`color`], [`image`]) know nothing of C or
 //! of any host; [`capi`] adapts them to the C ABI declared in
 //! `include/styletransfer.h`; the host shims under `plugins/` use only that
 //! header. `docs/ARCHITECTURE.md` says what each module owns and how they
@@ -36,12 +36,14 @@ mod level;
 pub mod loss;
 pub mod memory;
 pub mod model;
+pub mod motion;
 pub mod optim;
 pub mod pack;
 pub mod plan;
 pub mod pyramid;
 pub mod run;
 pub mod runtime;
+pub mod sequence;
 pub mod style;
 pub mod targets;
 
@@ -56,5 +58,6 @@ pub use optim::{AdamOptions, LbfgsOptions, LineSearch, Optimizer};
 pub use pack::{PackInfo, StylePack};
 pub use plan::{MemoryOptions, Plan};
 pub use run::{Flow, Init, Progress, RunOptions, RunOutput, RunReport};
+pub use sequence::{FrameInput, FrameOptions, FrameOutput, FrameReport, Previous, Temporal};
 pub use style::StyleSet;
 pub use targets::StyleImage;

@@ -19,6 +19,12 @@
 //!
 //! The TV term is the same in both: the mean squared difference between
 //! neighbouring pixels, in display units (0..1).
+//!
+//! A frame of a sequence may add a **temporal term** (Ruder, Dosovitskiy and
+//! Brox 2016): `mean(c · (x − w)²)` over pixels and channels, in display
+//! units, where `w` is the previous frame's output warped into this frame
+//! and `c` is 0 at occlusions and motion boundaries, 1 elsewhere
+//! ([`TemporalTarget`]). It is the same in both normalisations.
 
 use std::sync::Mutex;
 
@@ -191,7 +197,7 @@ impl StyleTargets {
     }
 }
 
-/// The four loss values of one evaluation (weighted, as they enter the total).
+/// The loss values of one evaluation (weighted, as they enter the total).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossTerms {
     /// Weighted content term.
@@ -200,8 +206,32 @@ pub struct LossTerms {
     pub style: f64,
     /// Weighted TV term.
     pub tv: f64,
+    /// Weighted temporal term (0 outside sequences).
+    pub temporal: f64,
     /// Their sum.
     pub total: f64,
+}
+
+/// The temporal term's target for one frame (see the module documentation).
+#[derive(Debug)]
+pub struct TemporalTarget {
+    /// The previous output warped into this frame, as model input `[1, 3, H, W]`.
+    pub warped: Tensor,
+    /// Per-pixel weight `[1, 1, H, W]`, fp32: 0 at occlusions and motion
+    /// boundaries, 1 elsewhere.
+    pub mask: Tensor,
+    /// The term's weight.
+    pub weight: f64,
+}
+
+impl TemporalTarget {
+    /// The part covering columns `xs` and rows `ys` (a tile).
+    pub fn crop(&self, (x0, x1): (u32, u32), (y0, y1): (u32, u32)) -> Result<Self> {
+        let crop = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.f_narrow(2, y0 as i64, (y1 - y0) as i64)?.f_narrow(3, x0 as i64, (x1 - x0) as i64)?.f_contiguous()?)
+        };
+        Ok(Self { warped: crop(&self.warped)?, mask: crop(&self.mask)?, weight: self.weight })
+    }
 }
 
 /// The full objective for one image size.
@@ -214,6 +244,9 @@ pub struct Objective<'a> {
     content_scale: f64,
     style_scales: [f64; 5],
     tv_scale: f64,
+    temporal: Option<TemporalTarget>,
+    /// The content's `[H, W]`.
+    input_size: [i64; 2],
 }
 
 /// Loss terms as tensors (0-dim, fp32), plus the total the gradient is taken of.
@@ -224,7 +257,9 @@ pub struct LossTensors {
     pub style: Tensor,
     /// Weighted TV term.
     pub tv: Tensor,
-    /// Sum of the three.
+    /// Weighted temporal term (a zero without a [`TemporalTarget`]).
+    pub temporal: Tensor,
+    /// Sum of the terms.
     pub total: Tensor,
 }
 
@@ -235,7 +270,20 @@ impl LossTensors {
             content: self.content.f_double_value(&[])?,
             style: self.style.f_double_value(&[])?,
             tv: self.tv.f_double_value(&[])?,
+            temporal: self.temporal.f_double_value(&[])?,
             total: self.total.f_double_value(&[])?,
+        })
+    }
+
+    /// A copy of every term, cut from autograd.
+    pub fn detach_copy(&self) -> Result<Self> {
+        let copy = |t: &Tensor| t.f_detach_copy();
+        Ok(Self {
+            content: copy(&self.content)?,
+            style: copy(&self.style)?,
+            tv: copy(&self.tv)?,
+            temporal: copy(&self.temporal)?,
+            total: copy(&self.total)?,
         })
     }
 }
@@ -292,7 +340,30 @@ impl<'a> Objective<'a> {
             content_scale,
             style_scales,
             tv_scale: 1.0 / (display * display),
+            temporal: None,
+            input_size: [content_input.size()[2], content_input.size()[3]],
         })
+    }
+
+    /// Adds the temporal term (a frame of a sequence); its tensors must have
+    /// this objective's size.
+    pub fn set_temporal(&mut self, target: TemporalTarget) -> Result<()> {
+        let size = self.input_size;
+        let (warped, mask) = (target.warped.size(), target.mask.size());
+        if warped.len() != 4 || warped[2..] != size[..] || mask.len() != 4 || mask[2..] != size[..] {
+            return Err(Error::invalid(
+                "temporal",
+                format!("target {warped:?} and mask {mask:?} do not match the frame's {size:?}"),
+            ));
+        }
+        if !(target.weight.is_finite() && target.weight >= 0.0) {
+            return Err(Error::invalid(
+                "temporal_weight",
+                format!("{} is not a finite non-negative number", target.weight),
+            ));
+        }
+        self.temporal = Some(target);
+        Ok(())
     }
 
     /// The per-layer factors the style term multiplies each layer's Gram
@@ -364,8 +435,17 @@ impl<'a> Objective<'a> {
         let style = style.ok_or_else(|| Error::invalid("style_layer_weights", "all style layer weights are zero"))?;
         let style = style.f_mul_scalar(weights.style)?;
         let tv = total_variation(x)?.f_mul_scalar(self.tv_scale * weights.tv)?;
-        let total = content.f_add(&style)?.f_add(&tv)?;
-        Ok(LossTensors { content, style, tv, total })
+        let temporal = match &self.temporal {
+            Some(t) => x
+                .f_sub(&t.warped)?
+                .f_square()?
+                .f_mul(&t.mask)?
+                .f_mean(Kind::Float)?
+                .f_mul_scalar(self.tv_scale * t.weight)?,
+            None => Tensor::f_zeros([], (Kind::Float, x.device()))?,
+        };
+        let total = content.f_add(&style)?.f_add(&tv)?.f_add(&temporal)?;
+        Ok(LossTensors { content, style, tv, temporal, total })
     }
 
     /// Loss terms and the gradient of the total with respect to `x`.
@@ -403,6 +483,7 @@ impl<'a> Objective<'a> {
             content: detach(&losses.content)?,
             style: detach(&losses.style)?,
             tv: detach(&losses.tv)?,
+            temporal: detach(&losses.temporal)?,
             total: detach(&losses.total)?,
         };
         Ok((losses, grad))

@@ -10,6 +10,12 @@
 //! statistics, `csrc/cuda_shim.cpp`) from a `styletransfer/` folder beside
 //! this code. Both must happen before anything asks libtorch about CUDA: it
 //! caches the first answer.
+//!
+//! The optical-flow shim `libstyletransfer_flow.so` (OpenCV's DIS flow,
+//! `csrc/flow_shim.cpp`) is found in the same folder and loaded on first use
+//! ([`flow_shim`]), with `RTLD_LOCAL`: OpenCV's BLAS, LAPACK and TBB stay out
+//! of the global symbol scope, and a process that never needs flow never
+//! needs OpenCV.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -169,13 +175,22 @@ pub struct CudaPart {
 /// The shim's file name, inside a `styletransfer/` folder.
 pub const SHIM_FILE: &str = "styletransfer/libstyletransfer_cuda.so";
 
-/// Where the shim may be, beside this code: `styletransfer/` in its folder
-/// (the library in `lib/`, the CLI and the library in `target/release`),
-/// in the folder above (tests and examples in `target/release/deps` and
-/// `examples`), and in `../lib/` (the installed CLI in `bin/`).
-fn shim_candidates(object: &Path) -> Vec<PathBuf> {
+/// The flow shim's file name, inside a `styletransfer/` folder.
+pub const FLOW_SHIM_FILE: &str = "styletransfer/libstyletransfer_flow.so";
+
+/// Where a shim (`file`, under `styletransfer/`) may be, beside this code:
+/// `styletransfer/` in its folder (the library in `lib/`, the CLI and the
+/// library in `target/release`), in the folder above (tests and examples in
+/// `target/release/deps` and `examples`), and in `../lib/` (the installed
+/// CLI in `bin/`).
+fn shim_candidates(object: &Path, file: &str) -> Vec<PathBuf> {
     let Some(dir) = object.parent() else { return Vec::new() };
-    vec![dir.join(SHIM_FILE), dir.join("..").join(SHIM_FILE), dir.join("../lib").join(SHIM_FILE)]
+    vec![dir.join(file), dir.join("..").join(file), dir.join("../lib").join(file)]
+}
+
+/// The first place [`shim_candidates`] names that holds `file`.
+fn find_shim(file: &str) -> Option<PathBuf> {
+    this_object().map(|o| shim_candidates(&o, file)).unwrap_or_default().into_iter().find(|p| p.is_file())
 }
 
 fn load_cuda_part() -> CudaPart {
@@ -198,7 +213,7 @@ fn load_cuda_part() -> CudaPart {
     let (shim, shim_file) = if !cfg!(st_cuda_shim) {
         (None, Err("this library was built without the CUDA shim (no CUDA C++ headers)".to_string()))
     } else {
-        match this_object().map(|o| shim_candidates(&o)).unwrap_or_default().into_iter().find(|p| p.is_file()) {
+        match find_shim(SHIM_FILE) {
             None => (None, Err(format!("{SHIM_FILE} was not found beside this library"))),
             Some(file) => match open(&file, libc::RTLD_NOW | libc::RTLD_LOCAL).and_then(Shim::resolve) {
                 Ok(shim) => (Some(shim), Ok(file)),
@@ -240,4 +255,99 @@ pub fn check() -> Result<()> {
         }
     });
     outcome.clone().map_err(Error::Runtime)
+}
+
+type FlowErrorFn = unsafe extern "C" fn() -> *const c_char;
+type FlowVersionFn = unsafe extern "C" fn() -> *const c_char;
+type DisFn = unsafe extern "C" fn(*const u8, *const u8, c_int, c_int, c_int, *mut f32) -> c_int;
+
+/// The flow shim's functions (see `csrc/flow_shim.cpp` for each contract).
+pub struct FlowShim {
+    last_error: FlowErrorFn,
+    opencv_version: FlowVersionFn,
+    dis: DisFn,
+    /// Where it was loaded from.
+    pub file: PathBuf,
+}
+
+/// DIS optical flow's quality presets (OpenCV's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisPreset {
+    /// `PRESET_ULTRAFAST`.
+    Ultrafast = 0,
+    /// `PRESET_FAST`.
+    Fast = 1,
+    /// `PRESET_MEDIUM`.
+    Medium = 2,
+}
+
+impl FlowShim {
+    /// The OpenCV version the shim was built against.
+    pub fn opencv_version(&self) -> String {
+        // SAFETY: returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr((self.opencv_version)()) }.to_string_lossy().into_owned()
+    }
+
+    /// The DIS flow from `from` to `to`, both `width`×`height` interleaved
+    /// 8-bit RGB: `(u, v)` per pixel of `from`, in pixels, rows top down.
+    pub fn dis(&self, from: &[u8], to: &[u8], width: u32, height: u32, preset: DisPreset) -> Result<Vec<f32>> {
+        let pixels = width as usize * height as usize;
+        if from.len() != pixels * 3 || to.len() != pixels * 3 || width > i32::MAX as u32 || height > i32::MAX as u32 {
+            return Err(Error::invalid("flow", format!("frames are not both {width}×{height} RGB")));
+        }
+        let mut flow = vec![0f32; pixels * 2];
+        // SAFETY: both inputs hold width·height·3 bytes and `flow` width·height·2
+        // floats, as the shim's contract asks; it only reads the inputs.
+        let status = unsafe {
+            (self.dis)(from.as_ptr(), to.as_ptr(), width as c_int, height as c_int, preset as c_int, flow.as_mut_ptr())
+        };
+        if status != 0 {
+            // SAFETY: a NUL-terminated thread-local message, valid until the next failure here.
+            let message = unsafe { CStr::from_ptr((self.last_error)()) }.to_string_lossy().into_owned();
+            return Err(Error::Torch(format!("optical flow: {message}")));
+        }
+        Ok(flow)
+    }
+
+    fn load() -> std::result::Result<Self, String> {
+        let file = find_shim(FLOW_SHIM_FILE).ok_or_else(|| {
+            format!(
+                "{FLOW_SHIM_FILE} was not found beside this library (it is built where OpenCV 4's development files \
+                 are installed: libopencv-dev)"
+            )
+        })?;
+        let handle = open(&file, libc::RTLD_NOW | libc::RTLD_LOCAL).map_err(|reason| {
+            format!(
+                "loading {}: {reason} (optical flow needs OpenCV 4's video module: libopencv-video406)",
+                file.display()
+            )
+        })?;
+        let lookup = |name: &CStr| {
+            // SAFETY: dlsym on a live handle with a NUL-terminated name.
+            let symbol = unsafe { libc::dlsym(handle, name.as_ptr()) };
+            if symbol.is_null() {
+                Err(format!("{} lacks {}", file.display(), name.to_string_lossy()))
+            } else {
+                Ok(symbol)
+            }
+        };
+        // SAFETY: each symbol is the shim's extern "C" function of the
+        // signature its field declares (csrc/flow_shim.cpp).
+        unsafe {
+            Ok(Self {
+                last_error: std::mem::transmute::<*mut c_void, FlowErrorFn>(lookup(c"st_flow_last_error")?),
+                opencv_version: std::mem::transmute::<*mut c_void, FlowVersionFn>(lookup(c"st_flow_opencv_version")?),
+                dis: std::mem::transmute::<*mut c_void, DisFn>(lookup(c"st_flow_dis")?),
+                file: file.clone(),
+            })
+        }
+    }
+}
+
+static FLOW_SHIM: OnceLock<std::result::Result<FlowShim, String>> = OnceLock::new();
+
+/// The optical-flow shim, loaded on first use; [`Error::Runtime`] says why
+/// it is not there.
+pub fn flow_shim() -> Result<&'static FlowShim> {
+    FLOW_SHIM.get_or_init(FlowShim::load).as_ref().map_err(|reason| Error::Runtime(reason.clone()))
 }

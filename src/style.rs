@@ -22,6 +22,8 @@ enum Source {
 pub struct StyleSet {
     sources: Vec<(Source, f64)>,
     cache: HashMap<u32, StyleTargets>,
+    /// Targets computed (cache misses) so far.
+    computed: usize,
 }
 
 impl StyleSet {
@@ -55,6 +57,12 @@ impl StyleSet {
     pub fn clear(&mut self) {
         self.sources.clear();
         self.cache.clear();
+    }
+
+    /// How many times [`StyleSet::targets`] computed targets rather than
+    /// reusing cached ones, since this set was made.
+    pub fn targets_computed(&self) -> usize {
+        self.computed
     }
 
     /// True when there is no style.
@@ -106,6 +114,7 @@ impl StyleSet {
         }
         let blended = StyleTargets::blend(&parts)?;
         self.cache.insert(side, blended.shallow_clone());
+        self.computed += 1;
         Ok(blended)
     }
 }

@@ -48,6 +48,7 @@
 #define P_PRESERVE "preserveColor"
 #define P_SEED "seed"
 #define P_TEMPORAL "temporal"
+#define P_TEMPORAL_WEIGHT "temporalWeight"
 #define P_DEVICE "device"
 
 static OfxHost *host;
@@ -92,6 +93,19 @@ static OfxStatus fail(OfxImageEffectHandle effect, OfxStatus status, const char 
     return status;
 }
 
+/* Persistent warning on the instance (the render succeeded). */
+static void warn(OfxImageEffectHandle effect, const char *format, ...) {
+    char text[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    if (messages2)
+        messages2->setPersistentMessage(effect, kOfxMessageWarning, "", "%s", text);
+    else if (messages1)
+        messages1->message(effect, kOfxMessageWarning, "", "%s", text);
+}
+
 static void clear_message(OfxImageEffectHandle effect) {
     if (messages2) messages2->clearPersistentMessage(effect);
 }
@@ -126,7 +140,8 @@ static OfxStatus describe(OfxImageEffectHandle effect) {
     props->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, 2, kOfxBitDepthFloat);
     props->propSetInt(p, kOfxImageEffectPropSupportsMultiResolution, 0, 1);
     props->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0); /* the whole frame is optimised at once */
-    props->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 0);
+    /* Temporal modes read the Source at the frame before. */
+    props->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 1);
     props->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
     props->propSetString(p, kOfxImageEffectPluginRenderThreadSafety, 0, kOfxImageEffectRenderInstanceSafe);
     props->propSetInt(p, kOfxImageEffectPluginPropHostFrameThreading, 0, 0);
@@ -146,6 +161,7 @@ static void define_clip(OfxImageEffectHandle effect, const char *name, int optio
     }
     props->propSetInt(p, kOfxImageClipPropOptional, 0, optional);
     props->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0);
+    props->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, !strcmp(name, kOfxImageEffectSimpleSourceClipName));
 }
 
 static OfxPropertySetHandle define(OfxParamSetHandle set, const char *type, const char *name, const char *label,
@@ -215,11 +231,26 @@ static OfxStatus describe_in_context(OfxImageEffectHandle effect) {
     props->propSetInt(p, kOfxParamPropMin, 0, 0);
 
     p = define(set, kOfxParamTypeChoice, P_TEMPORAL, "Temporal",
-               "Off: every frame starts from its source. Previous frame: start from the previous frame's result, "
-               "for steadier sequences.");
+               "Off: every frame on its own. Start from the previous frame: from its result as it is. Follow the "
+               "motion: from its result moved along the optical flow between the two source frames, kept close "
+               "to it wherever the flow is reliable (steadiest). Both temporal modes follow the frame before, "
+               "which must be the last frame this instance rendered: render the shot in order. A frame rendered "
+               "otherwise (alone, as a render-farm job) is rendered on its own, with a warning.");
     props->propSetString(p, kOfxParamPropChoiceOption, 0, "Off");
     props->propSetString(p, kOfxParamPropChoiceOption, 1, "Start from the previous frame");
+    props->propSetString(p, kOfxParamPropChoiceOption, 2, "Follow the motion (optical flow)");
     props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+    props->propSetInt(p, kOfxParamPropAnimates, 0, 0);
+
+    st_frame frame_defaults;
+    st_default_frame(&frame_defaults);
+    p = define(set, kOfxParamTypeDouble, P_TEMPORAL_WEIGHT, "Temporal weight",
+               "How strongly \"Follow the motion\" keeps each frame to the previous one: higher is steadier, lower "
+               "lets the style move more.");
+    props->propSetDouble(p, kOfxParamPropDefault, 0, frame_defaults.temporal_weight);
+    props->propSetDouble(p, kOfxParamPropMin, 0, 0.0);
+    props->propSetDouble(p, kOfxParamPropDisplayMin, 0, 0.0);
+    props->propSetDouble(p, kOfxParamPropDisplayMax, 0, 10 * frame_defaults.temporal_weight);
 
     p = define(set, kOfxParamTypeChoice, P_DEVICE, "Device", "Where to compute.");
     props->propSetString(p, kOfxParamPropChoiceOption, 0, "Automatic");
@@ -308,6 +339,18 @@ static OfxStatus regions_of_interest(OfxImageEffectHandle effect, OfxPropertySet
         if (effects->clipGetRegionOfDefinition(clip, time, &rod) != kOfxStatOK) continue;
         props->propSetDoubleN(out_args, keys[i], 4, &rod.x1);
     }
+    return kOfxStatOK;
+}
+
+/* The temporal modes read the Source at the frame before as well. */
+static OfxStatus frames_needed(OfxImageEffectHandle effect, OfxPropertySetHandle in_args,
+                               OfxPropertySetHandle out_args) {
+    OfxTime time;
+    int temporal = 0;
+    props->propGetDouble(in_args, kOfxPropTime, 0, &time);
+    params->paramGetValueAtTime(param(effect, P_TEMPORAL), time, &temporal);
+    double range[2] = {temporal ? time - 1.0 : time, time};
+    props->propSetDoubleN(out_args, "OfxImageClipPropFrameRange_" kOfxImageEffectSimpleSourceClipName, 2, range);
     return kOfxStatOK;
 }
 
@@ -548,13 +591,14 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
                     window.y1, window.x2, window.y2);
 
     int device = 0, iterations = 100, quality = 1, preserve = 0, seed = 0, temporal = 0;
-    double strength = 0.5;
+    double strength = 0.5, temporal_weight = 0;
     params->paramGetValueAtTime(param(effect, P_DEVICE), time, &device);
     params->paramGetValueAtTime(param(effect, P_ITERATIONS), time, &iterations);
     params->paramGetValueAtTime(param(effect, P_QUALITY), time, &quality);
     params->paramGetValueAtTime(param(effect, P_PRESERVE), time, &preserve);
     params->paramGetValueAtTime(param(effect, P_SEED), time, &seed);
     params->paramGetValueAtTime(param(effect, P_TEMPORAL), time, &temporal);
+    params->paramGetValueAtTime(param(effect, P_TEMPORAL_WEIGHT), time, &temporal_weight);
     params->paramGetValueAtTime(param(effect, P_STRENGTH), time, &strength);
 
     OfxImageClipHandle source_clip, output_clip, mask_clip = NULL;
@@ -562,7 +606,8 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     effects->clipGetHandle(effect, kOfxImageEffectOutputClipName, &output_clip, NULL);
     effects->clipGetHandle(effect, CLIP_MASK, &mask_clip, NULL);
 
-    Image source = {0}, output = {0}, mask = {0}, result = {0}, plane = {0};
+    Image source = {0}, output = {0}, mask = {0}, result = {0}, plane = {0}, previous = {0};
+    char fallback[256] = "";
     char why[256];
     OfxStatus status = kOfxStatOK;
     if (!read_image(source_clip, time, &source, why, sizeof why)) {
@@ -599,12 +644,35 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     /* The preset is the working size at full resolution; proxies scale it down. */
     run.quality = (uint32_t)(ST_QUALITY_PREVIEW + (quality < 0 ? 0 : quality > 2 ? 2 : quality));
     run.render_scale = (float)scale.x;
-    st_image init_image;
-    if (temporal == 1 && inst->last_output && inst->last_width == w && inst->last_height == h &&
-        fabs(inst->last_time - (time - 1.0)) < 1e-6) {
-        init_image = (st_image){inst->last_output, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
-        run.init = ST_INIT_IMAGE;
-        run.init_image = &init_image;
+    /* Temporal modes: the frame before, when this instance rendered it last
+     * (its result is kept) and the host gives its Source. */
+    st_frame frame;
+    st_default_frame(&frame);
+    frame.temporal = temporal == 2 ? ST_TEMPORAL_FLOW : ST_TEMPORAL_INIT;
+    frame.temporal_weight = temporal_weight;
+    st_image previous_output;
+    if (temporal == 1 || temporal == 2) {
+        double range[2] = {0, 0};
+        OfxPropertySetHandle cp;
+        effects->clipGetPropertySet(source_clip, &cp);
+        props->propGetDoubleN(cp, kOfxImageEffectPropFrameRange, 2, range);
+        /* A first frame has nothing before it to follow: rendered on its own, no warning. */
+        int first = time - 1.0 < range[0] - 1e-6;
+        if (first)
+            ;
+        else if (!inst->last_output || fabs(inst->last_time - (time - 1.0)) > 1e-6)
+            snprintf(fallback, sizeof fallback, "frame %g is not the last frame this instance rendered", time - 1.0);
+        else if (inst->last_width != w || inst->last_height != h)
+            snprintf(fallback, sizeof fallback, "frame %g was rendered at another size", time - 1.0);
+        else if (!read_image(source_clip, time - 1.0, &previous, why, sizeof why))
+            snprintf(fallback, sizeof fallback, "the Source of frame %g: %s", time - 1.0, why);
+        else if (previous.bounds.x2 - previous.bounds.x1 != w || previous.bounds.y2 - previous.bounds.y1 != h)
+            snprintf(fallback, sizeof fallback, "the Source of frame %g has another size", time - 1.0);
+        else {
+            previous_output = (st_image){inst->last_output, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
+            frame.previous_content = &previous.pixels;
+            frame.previous_output = &previous_output;
+        }
     }
     int mask_connected = 0;
     if (mask_clip) {
@@ -640,7 +708,9 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
 
     RenderState state = {effect, 0};
     if (progress && progress->progressStart(effect, "Style Transfer") == kOfxStatOK) state.progress_open = 1;
-    st_status ran = st_run(inst->ctx, &source.pixels, &result.pixels, &run, on_progress, &state);
+    st_status ran = temporal == 1 || temporal == 2
+                        ? st_run_frame(inst->ctx, &source.pixels, &result.pixels, &run, &frame, on_progress, &state)
+                        : st_run(inst->ctx, &source.pixels, &result.pixels, &run, on_progress, &state);
     if (state.progress_open) progress->progressEnd(effect);
     if (ran == ST_CANCELLED) {
         status = kOfxStatFailed; /* aborted by the host: no message, nothing written */
@@ -667,11 +737,16 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     inst->last_width = w;
     inst->last_height = h;
     inst->last_time = time;
-    clear_message(effect);
+    if (fallback[0])
+        warn(effect, "Style Transfer: frame %g was rendered on its own: %s. The temporal modes follow the frame "
+                     "before, so render the shot in order from its first frame.", time, fallback);
+    else
+        clear_message(effect);
 done:
     free(plane.pixels.data);
     free(result.pixels.data);
     release(&mask);
+    release(&previous);
     release(&output);
     release(&source);
     return status;
@@ -702,6 +777,7 @@ static OfxStatus main_entry(const char *action, const void *handle, OfxPropertyS
     if (!strcmp(action, kOfxActionInstanceChanged)) return instance_changed(effect, in_args);
     if (!strcmp(action, kOfxActionPurgeCaches)) return purge_caches(effect);
     if (!strcmp(action, kOfxImageEffectActionGetRegionsOfInterest)) return regions_of_interest(effect, in_args, out_args);
+    if (!strcmp(action, kOfxImageEffectActionGetFramesNeeded)) return frames_needed(effect, in_args, out_args);
     if (!strcmp(action, kOfxImageEffectActionRender)) return render(effect, in_args);
     return kOfxStatReplyDefault;
 }

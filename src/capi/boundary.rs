@@ -73,6 +73,12 @@ pub(super) fn null_argument(name: &str) -> Failure {
     Failure { status: st_status::ST_NULL_ARGUMENT, message: format!("`{name}` is NULL") }
 }
 
+/// `ST_NULL_ARGUMENT` with a message of its own (a NULL that is wrong only
+/// beside another argument).
+pub(super) fn null_argument_because(message: String) -> Failure {
+    Failure { status: st_status::ST_NULL_ARGUMENT, message }
+}
+
 pub(super) fn busy() -> Failure {
     Failure {
         status: st_status::ST_BUSY,
@@ -285,7 +291,7 @@ pub(super) fn check_blend_weight(blend_weight: f32) -> Result<f64> {
     Ok(blend_weight as f64)
 }
 
-/// The library version, e.g. `"0.2.0"` (static storage; never NULL).
+/// The library version, e.g. `"0.3.0"` (static storage; never NULL).
 ///
 /// Thread-safe.
 #[no_mangle]

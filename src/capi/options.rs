@@ -1,5 +1,5 @@
-//! The option structs' defaults: `st_default_options` and
-//! `st_default_run_options`.
+//! The option structs' defaults: `st_default_options`,
+//! `st_default_run_options` and `st_default_frame`.
 
 use super::boundary::null_argument;
 use super::types::*;
@@ -50,6 +50,27 @@ pub unsafe extern "C" fn st_default_run_options(options: *mut st_run_options) ->
             tile_overlap: 0,
             quality: st_quality::ST_QUALITY_CUSTOM as u32,
             render_scale: 1.0,
+        };
+        Ok(())
+    })
+}
+
+/// Fills `*frame` with the defaults: no previous frame, `ST_TEMPORAL_FLOW`,
+/// temporal weight 10, later frames with the run options' iterations;
+/// and its `size` field.
+///
+/// Returns `ST_NULL_ARGUMENT` when `frame` is NULL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn st_default_frame(frame: *mut st_frame) -> st_status {
+    ffi_boundary!("st_default_frame": {
+        let frame = frame.as_mut().ok_or_else(|| null_argument("frame"))?;
+        *frame = st_frame {
+            size: std::mem::size_of::<st_frame>(),
+            previous_content: std::ptr::null(),
+            previous_output: std::ptr::null(),
+            temporal: st_temporal::ST_TEMPORAL_FLOW as u32,
+            temporal_weight: crate::sequence::DEFAULT_TEMPORAL_WEIGHT,
+            iterations: 0,
         };
         Ok(())
     })

@@ -1,21 +1,23 @@
 //! Runs and their plans: `st_run_options` converted to the core's
-//! settings, `st_plan_memory`, `st_run`.
+//! settings, `st_plan_memory`, `st_run`, `st_run_frame`.
 
 use std::ffi::c_void;
 
-use super::boundary::{null_argument, output_size, read_versioned, write_versioned};
+use super::boundary::{null_argument, null_argument_because, output_size, read_versioned, write_versioned, Failure};
 use super::context::{st_context, styles_of};
-use super::options::st_default_run_options;
+use super::options::{st_default_frame, st_default_run_options};
 use super::pixels;
 use super::types::*;
 use crate::color::PreserveColor;
 use crate::engine::check_content_size;
 use crate::error::{Error, Result};
+use crate::image::RgbImage;
 use crate::image::{blend_with_mask, MAX_SIDE};
 use crate::loss::Normalization;
 use crate::optim::Optimizer;
 use crate::plan::MemoryOptions;
 use crate::run::{default_adam, default_lbfgs, Flow, Init, RunOptions};
+use crate::sequence::{FrameInput, FrameOptions, Previous, Temporal};
 
 /// A run's settings, converted.
 struct Request {
@@ -200,49 +202,155 @@ pub unsafe extern "C" fn st_run(
     progress: st_progress_fn,
     user_data: *mut c_void,
 ) -> st_status {
+    ffi_boundary!(ctx, |context| { run_one(context, content, output, options, None, progress, user_data) })
+}
+
+/// Stylises one frame of a sequence: `content` following `frame`'s previous
+/// content frame and previous output, as `frame->temporal` says. With
+/// `ST_TEMPORAL_FLOW` the library computes the optical flow between the two
+/// content frames (OpenCV's DIS, both ways, at the working size), warps the
+/// previous output into this frame, starts there and adds the temporal term
+/// where the flow is reliable (0 at disocclusions and motion boundaries).
+/// The handle's style targets are computed once per size and reused by
+/// every frame. Everything else is as [`st_run`]: `output`, alpha, `mask`,
+/// progress, cancel and `options` (NULL: defaults).
+///
+/// `frame` is read only and must not be NULL; both previous images NULL
+/// runs the frame on its own (a first frame, or a frame whose previous one
+/// is not at hand). The images are read only and may be any pixel format.
+///
+/// Returns what [`st_run`] returns, and `ST_NULL_ARGUMENT` for a NULL
+/// `frame`, or when exactly one of the previous images is NULL (the
+/// message names it); `ST_INVALID_ARGUMENT` for a previous image of another
+/// size than the content, an unknown `temporal`, a negative or non-finite
+/// `temporal_weight`, or a bad `size`; `ST_RUNTIME_ERROR` when
+/// `ST_TEMPORAL_FLOW` needs the optical-flow library and it cannot be
+/// loaded (`libstyletransfer_flow.so`, OpenCV 4's video module). One thread
+/// at a time per handle.
+#[no_mangle]
+pub unsafe extern "C" fn st_run_frame(
+    ctx: *mut st_context,
+    content: *const st_image,
+    output: *mut st_image,
+    options: *const st_run_options,
+    frame: *const st_frame,
+    progress: st_progress_fn,
+    user_data: *mut c_void,
+) -> st_status {
     ffi_boundary!(ctx, |context| {
-        let content = content.as_ref().ok_or_else(|| null_argument("content"))?;
-        let output = output.as_ref().ok_or_else(|| null_argument("output"))?;
-        let content_view = pixels::view(content, "content")?;
-        let output_view = pixels::view(output, "output")?;
-        let (width, height) = (content_view.width, content_view.height);
-        if (output_view.width, output_view.height) != (width, height) {
-            let reason = format!("is {}×{} but the content is {width}×{height}", output_view.width, output_view.height);
-            return Err(Error::invalid("output", reason).into());
+        if frame.is_null() {
+            return Err(null_argument("frame"));
         }
-        let request = run_request(options, (width, height))?;
-        let (rgb, alpha) = content_view.to_rgb("content")?;
-        let mut styles = styles_of(context)?;
-        context.choose(|c| c.normalization = request.options.normalization)?;
-        let mut on_progress = |p: &crate::run::Progress| {
-            let Some(callback) = progress else { return Flow::Continue };
-            let report = st_progress {
-                scale_index: p.scale_index as u32,
-                scales: p.scales as u32,
-                iteration: p.iteration as u32,
-                iterations: p.iterations as u32,
-                evaluation: p.evaluation as u32,
-                total_evaluations: p.total_evaluations as u32,
-                loss: p.loss.total,
-                content_loss: p.loss.content,
-                style_loss: p.loss.style,
-                tv_loss: p.loss.tv,
-                width: p.width,
-                height: p.height,
-            };
-            // SAFETY: the caller vouches for the callback and its user data.
-            if unsafe { callback(user_data, &report) } != 0 {
-                Flow::Cancel
-            } else {
-                Flow::Continue
-            }
-        };
-        let result = context.engine.run(&rgb, &mut styles, &request.options, &context.live, &mut on_progress)?;
-        let image = match &request.mask {
-            Some(mask) => blend_with_mask(&result.image, &rgb, mask)?,
-            None => result.image,
-        };
-        output_view.store(&image, alpha.as_deref());
-        Ok(())
+        let mut defaults = std::mem::zeroed::<st_frame>();
+        st_default_frame(&mut defaults);
+        let frame = read_versioned(frame, defaults, &[], "frame")?;
+        run_one(context, content, output, options, Some(&frame), progress, user_data)
     })
+}
+
+/// The previous images of `frame`, converted: both or neither.
+unsafe fn previous_images(frame: &st_frame, size: (u32, u32)) -> Result<Option<(RgbImage, RgbImage)>, Failure> {
+    let convert = |image: &st_image, name: &'static str| -> Result<RgbImage> {
+        let view = pixels::view(image, name)?;
+        if (view.width, view.height) != size {
+            let reason = format!("is {}×{} but the content is {}×{}", view.width, view.height, size.0, size.1);
+            return Err(Error::invalid(name, reason));
+        }
+        Ok(view.to_rgb(name)?.0)
+    };
+    match (frame.previous_content.as_ref(), frame.previous_output.as_ref()) {
+        (None, None) => Ok(None),
+        (Some(c), Some(o)) => Ok(Some((convert(c, "previous_content")?, convert(o, "previous_output")?))),
+        (Some(_), None) => Err(null_argument_because("`previous_output` is NULL but `previous_content` is not".into())),
+        (None, Some(_)) => Err(null_argument_because("`previous_content` is NULL but `previous_output` is not".into())),
+    }
+}
+
+/// The work of [`st_run`] (`frame` NULL) and [`st_run_frame`].
+unsafe fn run_one(
+    context: &st_context,
+    content: *const st_image,
+    output: *mut st_image,
+    options: *const st_run_options,
+    frame: Option<&st_frame>,
+    progress: st_progress_fn,
+    user_data: *mut c_void,
+) -> Result<(), Failure> {
+    let content = content.as_ref().ok_or_else(|| null_argument("content"))?;
+    let output = output.as_ref().ok_or_else(|| null_argument("output"))?;
+    let content_view = pixels::view(content, "content")?;
+    let output_view = pixels::view(output, "output")?;
+    let (width, height) = (content_view.width, content_view.height);
+    if (output_view.width, output_view.height) != (width, height) {
+        let reason = format!("is {}×{} but the content is {width}×{height}", output_view.width, output_view.height);
+        return Err(Error::invalid("output", reason).into());
+    }
+    let request = run_request(options, (width, height))?;
+    let frame = match frame {
+        None => None,
+        Some(f) => {
+            let temporal = match f.temporal {
+                v if v == st_temporal::ST_TEMPORAL_OFF as u32 => Temporal::Off,
+                v if v == st_temporal::ST_TEMPORAL_INIT as u32 => Temporal::Init,
+                v if v == st_temporal::ST_TEMPORAL_FLOW as u32 => Temporal::Flow,
+                other => return Err(Error::invalid("temporal", format!("unknown value {other}")).into()),
+            };
+            let options = FrameOptions {
+                temporal,
+                temporal_weight: f.temporal_weight,
+                iterations: (f.iterations > 0).then_some(f.iterations as usize),
+            };
+            Some((options, previous_images(f, (width, height))?))
+        }
+    };
+    let (rgb, alpha) = content_view.to_rgb("content")?;
+    let mut styles = styles_of(context)?;
+    context.choose(|c| c.normalization = request.options.normalization)?;
+    let mut on_progress = |p: &crate::run::Progress| {
+        let Some(callback) = progress else { return Flow::Continue };
+        let report = st_progress {
+            scale_index: p.scale_index as u32,
+            scales: p.scales as u32,
+            iteration: p.iteration as u32,
+            iterations: p.iterations as u32,
+            evaluation: p.evaluation as u32,
+            total_evaluations: p.total_evaluations as u32,
+            loss: p.loss.total,
+            content_loss: p.loss.content,
+            style_loss: p.loss.style,
+            tv_loss: p.loss.tv,
+            width: p.width,
+            height: p.height,
+            temporal_loss: p.loss.temporal,
+        };
+        // SAFETY: the caller vouches for the callback and its user data.
+        if unsafe { callback(user_data, &report) } != 0 {
+            Flow::Cancel
+        } else {
+            Flow::Continue
+        }
+    };
+    let result = match &frame {
+        None => context.engine.run(&rgb, &mut styles, &request.options, &context.live, &mut on_progress)?,
+        Some((options, previous)) => {
+            let previous = previous.as_ref().map(|(c, o)| Previous { content: c, output: o });
+            context
+                .engine
+                .run_frame(
+                    FrameInput { content: &rgb, previous },
+                    &mut styles,
+                    &request.options,
+                    options,
+                    &context.live,
+                    &mut on_progress,
+                )?
+                .output
+        }
+    };
+    let image = match &request.mask {
+        Some(mask) => blend_with_mask(&result.image, &rgb, mask)?,
+        None => result.image,
+    };
+    output_view.store(&image, alpha.as_deref());
+    Ok(())
 }

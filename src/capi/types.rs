@@ -149,6 +149,21 @@ pub enum st_init {
     ST_INIT_IMAGE = 2,
 }
 
+/// How a frame follows the previous one, for [`st_frame`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_temporal {
+    /// Independent frames: the previous frame is not used.
+    ST_TEMPORAL_OFF = 0,
+    /// Start from the previous output as it is (no motion followed, no
+    /// temporal term), through the whole pyramid.
+    ST_TEMPORAL_INIT = 1,
+    /// Start from the previous output warped by the optical flow between the
+    /// two content frames, at the working size only, and keep close to it
+    /// where the flow is reliable (the temporal term of Ruder et al. 2016).
+    ST_TEMPORAL_FLOW = 2,
+}
+
 /// Colour preservation for [`st_run_options`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +333,31 @@ pub struct st_run_options {
     pub render_scale: f32,
 }
 
+/// A frame of a sequence for [`st_run_frame`]: the frame before it and how
+/// to follow it. Fill it with [`st_default_frame`], then set the fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct st_frame {
+    /// `sizeof(st_frame)`, or a newer header's larger size, accepted as
+    /// `st_options.size` is (and set the same way by [`st_default_frame`]).
+    pub size: usize,
+    /// The previous content frame, the content's size. NULL together with
+    /// `previous_output` for a first frame (or one to run independently).
+    pub previous_content: *const st_image,
+    /// The previous frame's output as the caller kept it, the content's
+    /// size. NULL exactly when `previous_content` is.
+    pub previous_output: *const st_image,
+    /// One of [`st_temporal`]. Default `ST_TEMPORAL_FLOW`.
+    pub temporal: u32,
+    /// Weight of the temporal term (`ST_TEMPORAL_FLOW`), finite and not
+    /// negative. Default 10.
+    pub temporal_weight: f64,
+    /// Evaluations of a frame that follows a previous one (per level with
+    /// `ST_TEMPORAL_INIT`, at the working size with `ST_TEMPORAL_FLOW`); 0:
+    /// the run options' `iterations`. A first frame runs the run options'.
+    pub iterations: u32,
+}
+
 /// A run's memory plan, filled by [`st_plan_memory`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -373,6 +413,10 @@ pub struct st_progress {
     pub width: u32,
     /// This level's height.
     pub height: u32,
+    /// Weighted temporal term (0 outside [`st_run_frame`]'s flow frames).
+    /// Added in 0.3, at the end: a callback built against an earlier header
+    /// reads the fields before it.
+    pub temporal_loss: f64,
 }
 
 /// Progress callback: called on the thread running [`st_run`] after every

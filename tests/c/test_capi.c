@@ -984,6 +984,81 @@ static void test_panic_boundary(st_context *ctx) {
     CHECK_STATUS(st_set_strength(ctx, 0.5f), ST_OK);
 }
 
+/* The largest temporal term a progress callback saw. */
+static int note_temporal(void *user_data, const st_progress *p) {
+    double *largest = user_data;
+    if (p->temporal_loss > *largest) *largest = p->temporal_loss;
+    return 0;
+}
+
+/* st_run_frame: a two-frame pan; statuses for what a caller can get wrong. */
+static void test_frames(st_context *ctx) {
+    enum { FW = 40, FH = 30, BIG = 48 };
+    static uint8_t scene[BIG * BIG * 3], a[FW * FH * 3], b[FW * FH * 3], out_a[FW * FH * 3], out_b[FW * FH * 3];
+    static uint8_t small[20 * 15 * 3];
+    paint_rgb8(scene, BIG, BIG, 2);
+    for (int y = 0; y < FH; y++) { /* frame b is frame a's window moved by (2, 1) */
+        memcpy(a + 3 * y * FW, scene + 3 * ((y + 4) * BIG + 4), 3 * FW);
+        memcpy(b + 3 * y * FW, scene + 3 * ((y + 5) * BIG + 6), 3 * FW);
+    }
+    st_image ia = image_of(a, FW, FH, FW * 3, ST_PIXEL_RGB8), ib = image_of(b, FW, FH, FW * 3, ST_PIXEL_RGB8);
+    st_image oa = image_of(out_a, FW, FH, FW * 3, ST_PIXEL_RGB8), ob = image_of(out_b, FW, FH, FW * 3, ST_PIXEL_RGB8);
+    st_image is = image_of(small, 20, 15, 20 * 3, ST_PIXEL_RGB8);
+    st_run_options run = quick_options(3);
+    st_frame frame;
+    CHECK_STATUS(st_default_frame(NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_default_frame(&frame), ST_OK);
+    CHECK(frame.size == sizeof frame && frame.temporal == ST_TEMPORAL_FLOW && frame.temporal_weight > 0);
+    CHECK_STATUS(st_run_frame(NULL, &ia, &oa, &run, &frame, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_run_frame(ctx, &ia, &oa, &run, NULL, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "frame");
+    /* A first frame: no previous images. */
+    CHECK_STATUS(st_run_frame(ctx, &ia, &oa, &run, &frame, NULL, NULL), ST_OK);
+    frame.previous_content = &ia;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "previous_output");
+    frame.previous_content = NULL;
+    frame.previous_output = &oa;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_NULL_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "previous_content");
+    frame.previous_content = &is;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "previous_content");
+    frame.previous_content = &ia;
+    frame.previous_output = &is;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "previous_output");
+    frame.previous_output = &oa;
+    frame.temporal = 7;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "temporal");
+    frame.temporal = ST_TEMPORAL_FLOW;
+    frame.temporal_weight = NAN;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "temporal_weight");
+    frame.temporal_weight = -1;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_INVALID_ARGUMENT);
+    st_default_frame(&frame);
+    frame.previous_content = &ia;
+    frame.previous_output = &oa;
+    frame.size = 12;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "frame");
+    frame.size = sizeof frame;
+    /* A flow frame: the temporal term is computed (and reported). */
+    double largest = 0;
+    frame.iterations = 2;
+    st_status ran = st_run_frame(ctx, &ib, &ob, &run, &frame, note_temporal, &largest);
+    if (ran != ST_OK) fprintf(stderr, "st_run_frame: %s\n", st_last_error(ctx));
+    CHECK(ran == ST_OK);
+    CHECK(largest > 0);
+    /* Off: an independent frame, no temporal term. */
+    largest = 0;
+    frame.temporal = ST_TEMPORAL_OFF;
+    CHECK_STATUS(st_run_frame(ctx, &ib, &ob, &run, &frame, note_temporal, &largest), ST_OK);
+    CHECK(largest == 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--threads-only") == 0) {
         /* Under ThreadSanitizer: two handles on two threads, libtorch on one
@@ -1010,6 +1085,7 @@ int main(int argc, char **argv) {
     test_cancel(ctx);
     test_weights_from_callback(ctx);
     test_style_packs(ctx);
+    test_frames(ctx);
     test_documented_limits(ctx);
     test_panic_boundary(ctx);
     st_destroy(ctx);

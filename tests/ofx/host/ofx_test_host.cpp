@@ -438,7 +438,7 @@ class TestHost : public OFX::Host::ImageEffect::Host {
     _properties.setIntProperty(kOfxImageEffectPropSupportsOverlays, 0);
     _properties.setIntProperty(kOfxImageEffectPropSupportsMultiResolution, 1);
     _properties.setIntProperty(kOfxImageEffectPropSupportsTiles, 0);
-    _properties.setIntProperty(kOfxImageEffectPropTemporalClipAccess, 0);
+    _properties.setIntProperty(kOfxImageEffectPropTemporalClipAccess, 1);
     _properties.setStringProperty(kOfxImageEffectPropSupportedComponents, kOfxImageComponentRGBA, 0);
     _properties.setStringProperty(kOfxImageEffectPropSupportedComponents, kOfxImageComponentRGB, 1);
     _properties.setStringProperty(kOfxImageEffectPropSupportedComponents, kOfxImageComponentAlpha, 2);

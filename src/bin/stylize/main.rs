@@ -7,16 +7,18 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use styletransfer::model::find_model;
 use styletransfer::pack::{list_packs, style_dirs};
 use styletransfer::run::{default_adam, default_lbfgs, DEFAULT_ADAM_LR};
 use styletransfer::{
     image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, Init, LbfgsOptions, LineSearch, LiveWeights,
-    MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor, Result, RunOptions, StyleImage, StylePack,
-    StyleSet, Weights,
+    LossTerms, MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor, Result, RunOptions, StyleImage,
+    StylePack, StyleSet, Weights,
 };
+
+mod sequence;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +37,23 @@ struct Cli {
     /// Content image (its size is the output size).
     #[arg(long, value_name = "PATH", required = true)]
     content: Option<PathBuf>,
+    /// Output image (.png, .jpg, .tif, .bmp, .ppm, .webp).
+    #[arg(short = 'o', long, value_name = "PATH", required_unless_present = "plan")]
+    output: Option<PathBuf>,
+    /// Starting image: content, noise, or an image file.
+    #[arg(long, value_name = "content|noise|PATH", default_value = "content")]
+    init: String,
+    /// Print the memory plan (levels, tiles, estimated peak) and exit.
+    #[arg(long)]
+    plan: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The settings a still and a sequence share: styles, weights, optimiser,
+/// device, memory, report.
+#[derive(Args, Debug)]
+struct RunArgs {
     /// Style image; repeat for several styles.
     #[arg(long, value_name = "PATH", required_unless_present = "style_pack")]
     style: Vec<PathBuf>,
@@ -46,9 +65,6 @@ struct Cli {
     /// (`a.stpack:0.7`); repeatable, and combinable with --style.
     #[arg(long, value_name = "PACK[:W]")]
     style_pack: Vec<String>,
-    /// Output image (.png, .jpg, .tif, .bmp, .ppm, .webp).
-    #[arg(short = 'o', long, value_name = "PATH", required_unless_present = "plan")]
-    output: Option<PathBuf>,
     /// Long side of the working image [default: the content's, at most 512].
     #[arg(long, value_name = "N")]
     size: Option<u32>,
@@ -84,9 +100,6 @@ struct Cli {
     /// Adam step, in display units (0..1) per step.
     #[arg(long, value_name = "LR", default_value_t = DEFAULT_ADAM_LR)]
     lr: f64,
-    /// Starting image: content, noise, or an image file.
-    #[arg(long, value_name = "content|noise|PATH", default_value = "content")]
-    init: String,
     /// Seed for the noise init.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
@@ -134,9 +147,6 @@ struct Cli {
     /// Overlap between tiles in pixels [default: 64].
     #[arg(long, value_name = "N")]
     tile_overlap: Option<u32>,
-    /// Print the memory plan (levels, tiles, estimated peak) and exit.
-    #[arg(long)]
-    plan: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +154,9 @@ enum Command {
     /// Style packs: precomputed style statistics for one-click switching.
     #[command(subcommand)]
     Pack(PackCommand),
+    /// Stylise the frames of a shot with one engine, each frame following
+    /// the previous one (optical flow and a temporal term by default).
+    Sequence(Box<sequence::SequenceArgs>),
     /// Describe the libtorch runtime this program loads: its version, its
     /// CUDA part, the CUDA shim, the CUDA devices. Fails when the version
     /// is not the one this program was built for.
@@ -247,6 +260,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Some(Command::Pack(command)) => pack(command),
         Some(Command::Runtime) => runtime(),
+        Some(Command::Sequence(args)) => sequence::run(args),
         None => run(&cli),
     };
     match outcome {
@@ -279,7 +293,7 @@ fn runtime() -> Result<()> {
     Ok(())
 }
 
-fn weights(cli: &Cli, normalization: Normalization) -> Result<Weights> {
+fn weights(cli: &RunArgs, normalization: Normalization) -> Result<Weights> {
     let defaults = Weights::defaults(normalization);
     let base = Weights {
         content: cli.content_weight.unwrap_or(defaults.content),
@@ -401,6 +415,119 @@ fn pack(command: &PackCommand) -> Result<()> {
     }
 }
 
+/// What a still and a sequence both set up: the engine (the model loaded
+/// once), the styles, the run options and the weights.
+struct Setup {
+    engine: Engine,
+    styles: StyleSet,
+    options: RunOptions,
+    weights: LiveWeights,
+}
+
+/// What [`check_args`] finds: the normalisation, the weights, the style
+/// blend, the style layer weights, the device.
+type Checked = (Normalization, Weights, Vec<f64>, [f64; 5], DeviceChoice);
+
+/// Checks what `args` can be checked without loading anything.
+fn check_args(args: &RunArgs) -> Result<Checked> {
+    let normalization = match args.normalization {
+        NormalizationArg::Relative => Normalization::Relative,
+        NormalizationArg::Reference => Normalization::Reference,
+    };
+    let weights = weights(args, normalization)?;
+    let blend = blend_weights(&args.style_blend, args.style.len())?;
+    let style_layer_weights = match &args.style_layer_weights {
+        None => [1.0; 5],
+        Some(w) => <[f64; 5]>::try_from(w.as_slice())
+            .map_err(|_| Error::invalid("style-layer-weights", format!("{} values given, 5 expected", w.len())))?,
+    };
+    let device = DeviceChoice::from_name(&args.device)
+        .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", args.device)))?;
+    Ok((normalization, weights, blend, style_layer_weights, device))
+}
+
+/// Loads the styles and the model and builds the run options (`init` as given).
+fn setup(args: &RunArgs, init: Init) -> Result<Setup> {
+    let (normalization, weights, blend, style_layer_weights, device) = check_args(args)?;
+    let weights = LiveWeights::new(weights)?;
+    let mut styles = Vec::with_capacity(args.style.len());
+    for (path, weight) in args.style.iter().zip(&blend) {
+        styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
+    }
+    let mut styles = StyleSet::new(styles)?;
+    let packs: Vec<(PathBuf, f64)> = args.style_pack.iter().map(|p| pack_argument(p)).collect();
+    let model_path = find_model(args.model.as_deref())?;
+    let engine = Engine::new(&EngineOptions {
+        model_path,
+        device,
+        precision: args.precision.map(|p| match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Fp16 => Precision::Fp16,
+        }),
+        bf16_kernels: None,
+        threads: args.threads,
+    })?;
+    for (path, weight) in packs {
+        styles.add_pack(StylePack::load(&path, engine.model().weights_sha256())?, weight)?;
+    }
+    let optimizer = match args.optimizer {
+        OptimizerArg::Lbfgs => Optimizer::Lbfgs(LbfgsOptions {
+            history: args.history,
+            first_step: match args.first_step {
+                None => default_lbfgs().first_step,
+                Some(FirstStep::Torch) => None,
+                Some(FirstStep::Change(change)) => Some(change),
+            },
+            line_search: match args.line_search {
+                LineSearchArg::Fixed => LineSearch::Fixed,
+                LineSearchArg::StrongWolfe => LineSearch::StrongWolfe,
+                LineSearchArg::Backtracking => LineSearch::Backtracking,
+            },
+            ..default_lbfgs()
+        }),
+        OptimizerArg::Adam => Optimizer::Adam(AdamOptions { lr: args.lr, ..default_adam() }),
+    };
+    let options = RunOptions {
+        iterations: args.iterations,
+        scales: args.scales,
+        size: args.size,
+        optimizer,
+        init,
+        seed: args.seed,
+        preserve_color: match args.preserve_color {
+            None => PreserveColor::Off,
+            Some(PreserveColorArg::Luminance) => PreserveColor::Luminance,
+            Some(PreserveColorArg::Histogram) => PreserveColor::Histogram,
+        },
+        normalization,
+        style_layer_weights,
+        style_scale: args.style_scale,
+        memory: MemoryOptions {
+            max_memory_mb: args.max_memory_mb,
+            tile_size: args.tile_size,
+            tile_overlap: args.tile_overlap,
+        },
+    };
+    Ok(Setup { engine, styles, options, weights })
+}
+
+/// A progress bar on stderr when it is a terminal.
+fn progress_bar(template: &str) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar
+    })
+}
+
+/// The loss terms as JSON.
+fn loss_json(loss: &LossTerms) -> serde_json::Value {
+    serde_json::json!({
+        "content": loss.content, "style": loss.style, "tv": loss.tv, "temporal": loss.temporal, "total": loss.total,
+    })
+}
+
 fn run(cli: &Cli) -> Result<()> {
     let Some(content_path) = &cli.content else {
         return Err(Error::invalid("content", "--content is required"));
@@ -414,101 +541,24 @@ fn run(cli: &Cli) -> Result<()> {
     if !cli.plan {
         image::output_format(output_path)?;
     }
-    let normalization = match cli.normalization {
-        NormalizationArg::Relative => Normalization::Relative,
-        NormalizationArg::Reference => Normalization::Reference,
-    };
-    let weights = LiveWeights::new(weights(cli, normalization)?)?;
-    let blend = blend_weights(&cli.style_blend, cli.style.len())?;
-    let style_layer_weights = match &cli.style_layer_weights {
-        None => [1.0; 5],
-        Some(w) => <[f64; 5]>::try_from(w.as_slice())
-            .map_err(|_| Error::invalid("style-layer-weights", format!("{} values given, 5 expected", w.len())))?,
-    };
-    let device = DeviceChoice::from_name(&cli.device)
-        .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", cli.device)))?;
+    check_args(&cli.run)?;
     let content = image::load(content_path)?;
     styletransfer::memory::trace_memory("content loaded");
-    let mut styles = Vec::with_capacity(cli.style.len());
-    for (path, weight) in cli.style.iter().zip(&blend) {
-        styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
-    }
-    let mut styles = StyleSet::new(styles)?;
-    let packs: Vec<(PathBuf, f64)> = cli.style_pack.iter().map(|p| pack_argument(p)).collect();
     let init = match cli.init.as_str() {
         "content" => Init::Content,
         "noise" => Init::Noise,
         path => Init::Image(image::load(Path::new(path))?.rgb),
     };
-    let model_path = find_model(cli.model.as_deref())?;
-    let engine = Engine::new(&EngineOptions {
-        model_path,
-        device,
-        precision: cli.precision.map(|p| match p {
-            PrecisionArg::Fp32 => Precision::Fp32,
-            PrecisionArg::Bf16 => Precision::Bf16,
-            PrecisionArg::Fp16 => Precision::Fp16,
-        }),
-        bf16_kernels: None,
-        threads: cli.threads,
-    })?;
-    for (path, weight) in packs {
-        styles.add_pack(StylePack::load(&path, engine.model().weights_sha256())?, weight)?;
-    }
-    let optimizer = match cli.optimizer {
-        OptimizerArg::Lbfgs => Optimizer::Lbfgs(LbfgsOptions {
-            history: cli.history,
-            first_step: match cli.first_step {
-                None => default_lbfgs().first_step,
-                Some(FirstStep::Torch) => None,
-                Some(FirstStep::Change(change)) => Some(change),
-            },
-            line_search: match cli.line_search {
-                LineSearchArg::Fixed => LineSearch::Fixed,
-                LineSearchArg::StrongWolfe => LineSearch::StrongWolfe,
-                LineSearchArg::Backtracking => LineSearch::Backtracking,
-            },
-            ..default_lbfgs()
-        }),
-        OptimizerArg::Adam => Optimizer::Adam(AdamOptions { lr: cli.lr, ..default_adam() }),
-    };
-    let options = RunOptions {
-        iterations: cli.iterations,
-        scales: cli.scales,
-        size: cli.size,
-        optimizer,
-        init,
-        seed: cli.seed,
-        preserve_color: match cli.preserve_color {
-            None => PreserveColor::Off,
-            Some(PreserveColorArg::Luminance) => PreserveColor::Luminance,
-            Some(PreserveColorArg::Histogram) => PreserveColor::Histogram,
-        },
-        normalization,
-        style_layer_weights,
-        style_scale: cli.style_scale,
-        memory: MemoryOptions {
-            max_memory_mb: cli.max_memory_mb,
-            tile_size: cli.tile_size,
-            tile_overlap: cli.tile_overlap,
-        },
-    };
+    let Setup { engine, mut styles, options, weights } = setup(&cli.run, init)?;
     if cli.plan {
         let plan = engine.plan((content.rgb.width(), content.rgb.height()), &styles, &options)?;
-        match cli.report {
+        match cli.run.report {
             Some(ReportArg::Json) => println!("{}", plan_json(&plan)),
             None => print!("{}", plan.describe()),
         }
         return Ok(());
     }
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = progress_bar("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}");
     let output = engine.run(&content.rgb, &mut styles, &options, &weights, &mut |p| {
         if let Some(bar) = &bar {
             bar.set_length(p.total_evaluations as u64);
@@ -531,13 +581,13 @@ fn run(cli: &Cli) -> Result<()> {
     styletransfer::memory::trace_memory("run");
     image::save(output_path, &output.image, content.alpha.as_deref(), content.high_depth)?;
     styletransfer::memory::trace_memory("saved");
-    if cli.report.is_some() {
+    if cli.run.report.is_some() {
         let r = &output.report;
         let levels: Vec<_> = r.levels.iter().map(|(w, h)| serde_json::json!([w, h])).collect();
         let working = r.levels.last().copied().unwrap_or_default();
         let line = serde_json::json!({
             "output": output_path.display().to_string(),
-            "loss": {"content": r.loss.content, "style": r.loss.style, "tv": r.loss.tv, "total": r.loss.total},
+            "loss": loss_json(&r.loss),
             "evaluations": r.evaluations,
             "seconds": r.seconds,
             "device": r.device,

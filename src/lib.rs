@@ -2,8 +2,8 @@
 //!
 //! Layers, one direction: this crate's core modules ([`device`], [`model`],
 //! [`loss`], [`optim`], [`targets`], [`pack`], [`style`], [`pyramid`],
-//! [`plan`], [`run`], [`engine`], [`motion`], [`sequence`], [`color`], [`image`]) know nothing of C or
-//! of any host; [`capi`] adapts them to the C ABI declared in
+//! [`plan`], [`run`], [`engine`], [`motion`], [`sequence`], [`color`],
+//! [`image`]) know nothing of C or of any host; [`capi`] adapts them to the C ABI declared in
 //! `include/styletransfer.h`; the host shims under `plugins/` use only that
 //! header. `docs/ARCHITECTURE.md` says what each module owns and how they
 //! depend on each other (`tests/architecture.rs` checks there is no cycle).

@@ -238,3 +238,47 @@ fn bad_previous_frames_are_refused() {
         Err(Error::InvalidArgument { name: "temporal_weight", .. })
     ));
 }
+
+/// Tiles and colour preservation work in a flow frame: the temporal term
+/// follows each tile, and the output keeps the content's colours.
+#[test]
+fn flow_frames_tile_and_preserve_colour() {
+    let engine = cpu_engine();
+    let mut styles = style_set();
+    let (a, b) = (window("chelsea.jpg", 60, 40, 96, 72), window("chelsea.jpg", 63, 41, 96, 72));
+    let options = RunOptions {
+        iterations: 8,
+        size: Some(96),
+        scales: Some(1),
+        preserve_color: styletransfer::PreserveColor::Luminance,
+        memory: styletransfer::MemoryOptions { tile_size: Some(64), tile_overlap: Some(16), ..Default::default() },
+        ..RunOptions::default()
+    };
+    let weights = LiveWeights::new(Weights::defaults(options.normalization)).expect("weights");
+    let mut none = |_: &styletransfer::Progress| Flow::Continue;
+    let frame = FrameOptions::default();
+    let first = engine
+        .run_frame(FrameInput { content: &a, previous: None }, &mut styles, &options, &frame, &weights, &mut none)
+        .expect("first");
+    let previous = Previous { content: &a, output: &first.output.image };
+    let second = engine
+        .run_frame(
+            FrameInput { content: &b, previous: Some(previous) },
+            &mut styles,
+            &options,
+            &frame,
+            &weights,
+            &mut none,
+        )
+        .expect("second");
+    assert!(second.output.report.plan.levels[0].tiles.is_some(), "the frame was not tiled");
+    assert!(second.output.report.loss.temporal > 0.0, "no temporal term in the tiles");
+    // Luminance-only transfer: the output keeps the content's chroma (each
+    // channel less the pixel's luma), clamping aside.
+    let chroma = |image: &RgbImage| -> Vec<f32> {
+        image.data().chunks_exact(3).zip(image.luminance()).flat_map(|(p, y)| [p[0] - y, p[1] - y, p[2] - y]).collect()
+    };
+    let (out, content) = (chroma(&second.output.image), chroma(&b));
+    let mean = out.iter().zip(&content).map(|(x, y)| (x - y).abs()).sum::<f32>() / out.len() as f32;
+    assert!(mean < 0.01, "the chroma differs from the content's by {mean} on average");
+}

@@ -607,7 +607,7 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     effects->clipGetHandle(effect, CLIP_MASK, &mask_clip, NULL);
 
     Image source = {0}, output = {0}, mask = {0}, result = {0}, plane = {0}, previous = {0};
-    char fallback[256] = "";
+    char fallback[320] = "";
     char why[256];
     OfxStatus status = kOfxStatOK;
     if (!read_image(source_clip, time, &source, why, sizeof why)) {

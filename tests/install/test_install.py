@@ -93,6 +93,10 @@ def make_inputs(work, samples):
     style.save(f"{work}/in/style.png")
     rgba = np.dstack([np.asarray(content), np.full((H, W), 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(f"{work}/in/frame.png")
+    # Two frames of a pan for the installed optical-flow shim.
+    wide = Image.open(f"{samples}/chelsea.jpg").convert("RGB").resize((W + 8, H + 4), Image.LANCZOS)
+    for t in (1, 2):
+        wide.crop((3 * t, t, 3 * t + W, t + H)).save(f"{work}/in/seq_{t}.png")
 
 
 def fake_runtime(work, prefix):
@@ -159,6 +163,9 @@ def inner_script(a, cache, prefix, fake, ofx_copy):
         f"--size {W} --iterations {ITERATIONS} --device cpu --report json > out/cli.json",
         f"{env} {prefix}/bin/stylize --content in/content.png --style-pack 'The Starry Night' -o out/cli-pack.png "
         f"--size {W} --iterations {ITERATIONS} --device cpu --report json > out/cli-pack.json",
+        # A frame sequence through the installed optical-flow shim.
+        f"{env} {prefix}/bin/stylize sequence --content 'in/seq_%d.png' -o 'out/seq_%d.png' --style in/style.png "
+        f"--size {W} --iterations {ITERATIONS} --device cpu --report json > out/seq.json",
         # The C example from the installed .pc.
         f"{env} PKG_CONFIG_PATH={prefix}/lib/pkgconfig sh -c 'cc -O2 -Wall -Werror {ROOT}/examples/c/stylize.c "
         f"$(pkg-config --cflags --libs styletransfer libpng) -o c/stylize-c'",
@@ -263,6 +270,15 @@ def main():
     check_styled(scorer, "C example from the .pc", source, f"{a.work}/out/c.png", style)
     check_styled(scorer, "GIMP 3 filter", source, f"{g3work}/g3-out.png", style)
     check_styled(scorer, "OpenFX bundle (copied)", source, f"{a.work}/out/ofx0.png", style)
+
+    frames = [json.loads(line) for line in open(f"{a.work}/out/seq.json") if '"frame"' in line]
+    if [f["temporal"] for f in frames] != ["off", "flow"] or not frames[1]["loss"]["temporal"] > 0:
+        fail(f"installed CLI, sequence: frame 2 did not follow frame 1 by the flow: {frames}")
+    print(f"  installed CLI, sequence: frame 2 followed the flow (reliable {frames[1]['reliable']:.2f}, "
+          f"temporal term {frames[1]['loss']['temporal']:.3g})")
+    check_styled(scorer, "installed CLI, sequence frame 2",
+                 np.asarray(Image.open(f"{a.work}/in/seq_2.png").convert("RGB")).astype(np.float64) / 255.0,
+                 f"{a.work}/out/seq_2.png", style)
 
     after = snapshot()
     if after != before:

@@ -17,11 +17,16 @@ afterwards, under AddressSanitizer with leak checking; bad input (missing
 style file, empty render window, unsupported depth or components) gives an
 error status and a persistent error message, never a crash; temporal mode
 starts frame 2 from frame 1's result, which differs from starting from the
-content and stays closer to frame 1. Exits non-zero on the first failure.
+content and stays closer to frame 1; rendering frames 1..6 of a synthetic pan
+(tools/make_sequence.py) in the "follow the motion" mode gives a lower
+warping error against the true motion than temporal off, and keeps the
+style; a frame rendered alone in that mode (a render-farm job) is rendered on
+its own, with a warning. Exits non-zero on the first failure.
 """
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +37,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from reference_loss import Scorer  # noqa: E402
+from warping_error import load_truth, warping_error  # noqa: E402
 
 PLUGIN = "org.styletransfer.StyleTransfer"
 ITERATIONS = 8
@@ -156,7 +162,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     for old in os.listdir(args.work):
-        os.remove(os.path.join(args.work, old))
+        path = os.path.join(args.work, old)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     w = args.work
     frames = make_inputs(w, args.samples)
     SCORER.append(Scorer(os.path.join(ROOT, "models", "vgg19.safetensors"), read(f"{w}/style.png")[..., :3]))
@@ -278,6 +285,48 @@ def main():
     if not d_on < d_off:
         fail(f"temporal: frame 2 is not closer to frame 1 ({d_on * 255:.2f} vs {d_off * 255:.2f} /255 mean)")
     print(f"ok: temporal: frame 2's mean distance to frame 1 {d_on * 255:.2f}/255 (from content: {d_off * 255:.2f}/255)")
+
+    # Follow the motion: six frames of a pan with a sprite crossing, whose
+    # true flow and occlusions are known.
+    seq = f"{w}/seq"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_sequence.py"), "--kind", "pan", "--frames", "6",
+                    "--size", f"{W}x{H}", "--out", seq], check=True, stdout=subprocess.DEVNULL)
+    shot = ",".join(f"{seq}/frame_{t:04d}.png" for t in range(1, 7))
+    errors = {}
+    for mode in (0, 2):
+        renders, messages, out, _ = host(args, "--source", shot, "--frames", "0,1,2,3,4,5",
+                                         "--out", f"{w}/motion{mode}-%d.png", params={"temporal": mode, "iterations": 30})
+        expect_statuses(renders, [OK] * 6, f"temporal mode {mode}")
+        warnings = [text for kind, text in messages if kind == "OfxMessageWarning"]
+        if warnings:
+            fail(f"temporal mode {mode}: frames rendered in order gave warnings: {warnings}")
+        pairs = []
+        for t in range(2, 7):
+            flow, valid = load_truth(seq, t)
+            before, after = read(f"{w}/motion{mode}-{t - 2}.png")[..., :3], read(f"{w}/motion{mode}-{t - 1}.png")[..., :3]
+            pairs.append(warping_error(before, after, flow, valid))
+        errors[mode] = float(np.mean(pairs))
+    if not errors[2] < errors[0]:
+        fail(f"follow the motion: warping error {errors[2]:.5f}, not below temporal off's {errors[0]:.5f}")
+    source6 = read(f"{seq}/frame_0006.png")[..., :3]
+    _, before = SCORER[0].terms(source6, source6)
+    _, after = SCORER[0].terms(source6, read(f"{w}/motion2-5.png")[..., :3])
+    if not after <= STYLE_DROP * before:
+        fail(f"follow the motion: the style was not applied to frame 6: {after:.4g} against the source's {before:.4g}")
+    print(f"ok: follow the motion: warping error {errors[2]:.5f} against {errors[0]:.5f} with temporal off "
+          f"({errors[2] / errors[0]:.2f}x); frame 6's style term {after / before:.2f}x the source's")
+
+    # Frame 4 alone, as a render-farm job would render it: on its own, with a warning.
+    renders, messages, out, _ = host(args, "--source", shot, "--frames", "3", "--out", f"{w}/alone-%d.png",
+                                     params={"temporal": 2, "iterations": 30})
+    expect_statuses(renders, [OK], "frame 4 alone")
+    warnings = [text for kind, text in messages if kind == "OfxMessageWarning"]
+    if not warnings or "on its own" not in warnings[-1]:
+        fail(f"frame 4 alone: expected a warning that it was rendered on its own, got {messages}\n{out}")
+    alone, independent = read(f"{w}/alone-3.png")[..., :3], read(f"{w}/motion0-3.png")[..., :3]
+    if np.abs(alone - independent).max() > 1 / 255:
+        fail("frame 4 alone differs from frame 4 rendered with temporal off")
+    print(f"ok: frame 4 alone: rendered on its own, \"{warnings[-1]}\"")
     print("OFX tests passed")
 
 

@@ -198,9 +198,11 @@ fn build_cuda_shim(lib_dir: &Path) {
 /// and sequence runs with optical flow say it is missing.
 fn build_flow_shim() {
     println!("cargo:rerun-if-changed=csrc/flow_shim.cpp");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     let (Some(out_dir), Some(profile)) = (env::var_os("OUT_DIR").map(PathBuf::from), profile_dir()) else { return };
-    let cflags = Command::new("pkg-config").args(["--cflags", "opencv4"]).output();
-    let cflags = match cflags {
+    // Its headers and the folders of its libraries; of those only the three used are linked.
+    let flags = Command::new("pkg-config").args(["--cflags", "--libs-only-L", "opencv4"]).output();
+    let flags = match flags {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         _ => {
             println!("cargo:warning=OpenCV 4 not found by pkg-config (libopencv-dev); no optical flow");
@@ -211,11 +213,16 @@ fn build_flow_shim() {
     let compiler = cc::Build::new().cpp(true).get_compiler();
     let mut command = compiler.to_command();
     command.args(["-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Wl,--no-undefined"]);
-    command.args(cflags.split_whitespace());
+    command.args(flags.split_whitespace());
     command.arg("csrc/flow_shim.cpp").arg("-o").arg(&built);
     command.args(["-lopencv_video", "-lopencv_imgproc", "-lopencv_core"]);
-    let status = command.status().expect("run the C++ compiler for csrc/flow_shim.cpp");
-    assert!(status.success(), "compiling csrc/flow_shim.cpp failed: {command:?}");
+    match command.status() {
+        Ok(status) if status.success() => {}
+        _ => {
+            println!("cargo:warning=compiling csrc/flow_shim.cpp against OpenCV failed; no optical flow");
+            return;
+        }
+    }
     let dest_dir = profile.join("styletransfer");
     std::fs::create_dir_all(&dest_dir).expect("create the profile's styletransfer/ folder");
     // Replaced, not overwritten: a running test may have the old one mapped.

@@ -538,14 +538,14 @@ typedef struct st_frame {
    */
   const struct st_image *previous_output;
   /**
-   * One of [`st_temporal`]. Default `ST_TEMPORAL_FLOW`.
-   */
-  uint32_t temporal;
-  /**
    * Weight of the temporal term (`ST_TEMPORAL_FLOW`), finite and not
    * negative. Default 10.
    */
   double temporal_weight;
+  /**
+   * One of [`st_temporal`]. Default `ST_TEMPORAL_FLOW`.
+   */
+  uint32_t temporal;
   /**
    * Evaluations of a frame that follows a previous one (per level with
    * `ST_TEMPORAL_INIT`, at the working size with `ST_TEMPORAL_FLOW`); 0:

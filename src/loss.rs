@@ -24,7 +24,8 @@
 //! Brox 2016): `mean(c · (x − w)²)` over pixels and channels, in display
 //! units, where `w` is the previous frame's output warped into this frame
 //! and `c` is 0 at occlusions and motion boundaries, 1 elsewhere
-//! ([`TemporalTarget`]). It is the same in both normalisations.
+//! ([`TemporalTarget`]); when only the luminance is kept, the mean of
+//! `c · (Y(x) − Y(w))²` on luma. It is the same in both normalisations.
 
 use std::sync::Mutex;
 
@@ -222,6 +223,11 @@ pub struct TemporalTarget {
     pub mask: Tensor,
     /// The term's weight.
     pub weight: f64,
+    /// Compares one weighted sum of the channels (weights on the model
+    /// input channels, display units: see
+    /// [`crate::model::InputConvention::display_weights`]) instead of each
+    /// channel: luma, when only the luminance is kept.
+    pub channels: Option<[f64; 3]>,
 }
 
 impl TemporalTarget {
@@ -230,7 +236,7 @@ impl TemporalTarget {
         let crop = |t: &Tensor| -> Result<Tensor> {
             Ok(t.f_narrow(2, y0 as i64, (y1 - y0) as i64)?.f_narrow(3, x0 as i64, (x1 - x0) as i64)?.f_contiguous()?)
         };
-        Ok(Self { warped: crop(&self.warped)?, mask: crop(&self.mask)?, weight: self.weight })
+        Ok(Self { warped: crop(&self.warped)?, mask: crop(&self.mask)?, weight: self.weight, channels: self.channels })
     }
 }
 
@@ -436,12 +442,23 @@ impl<'a> Objective<'a> {
         let style = style.f_mul_scalar(weights.style)?;
         let tv = total_variation(x)?.f_mul_scalar(self.tv_scale * weights.tv)?;
         let temporal = match &self.temporal {
-            Some(t) => x
-                .f_sub(&t.warped)?
-                .f_square()?
-                .f_mul(&t.mask)?
-                .f_mean(Kind::Float)?
-                .f_mul_scalar(self.tv_scale * t.weight)?,
+            Some(t) => {
+                let difference = x.f_sub(&t.warped)?;
+                match t.channels {
+                    None => difference
+                        .f_square()?
+                        .f_mul(&t.mask)?
+                        .f_mean(Kind::Float)?
+                        .f_mul_scalar(self.tv_scale * t.weight)?,
+                    Some(weights) => {
+                        let weights = Tensor::f_from_slice(&weights.map(|w| w as f32))?
+                            .f_to_device(x.device())?
+                            .f_view([1, 3, 1, 1])?;
+                        let combined = difference.f_mul(&weights)?.f_sum_dim_intlist(1, true, Kind::Float)?;
+                        combined.f_square()?.f_mul(&t.mask)?.f_mean(Kind::Float)?.f_mul_scalar(t.weight)?
+                    }
+                }
+            }
             None => Tensor::f_zeros([], (Kind::Float, x.device()))?,
         };
         let total = content.f_add(&style)?.f_add(&tv)?.f_add(&temporal)?;

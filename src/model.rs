@@ -84,6 +84,13 @@ impl InputConvention {
         }
     }
 
+    /// Weights over the model input channels whose weighted sum of an input
+    /// difference is `rgb_weights · Δrgb` in display units (a luma
+    /// difference, for luma weights).
+    pub fn display_weights(self, rgb_weights: [f64; 3]) -> [f64; 3] {
+        self.affine().map(|(source, multiplier, _)| rgb_weights[source as usize] / multiplier)
+    }
+
     /// Model-input units per unit of display range: how far a pixel moves in
     /// the optimised variable when it moves from black to white. Used to
     /// express step sizes and noise independently of the convention.

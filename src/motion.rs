@@ -69,11 +69,15 @@ fn inside(flow: &Tensor) -> Result<Tensor> {
     Ok(within(&x, w)?.f_logical_and(&within(&y, h)?)?.f_to_kind(Kind::Float)?.f_unsqueeze(1)?)
 }
 
-/// `image` (`[1, C, H', W']`, any kind) sampled at `p + flow(p)` for each
-/// pixel `p` of the flow's `[H, W]` (bilinear; outside the frame, the
+/// `image` (`[1, C, H, W]`, the flow's size, any kind) sampled at
+/// `p + flow(p)` for each pixel `p` (bilinear; outside the frame, the
 /// nearest edge pixel). With the flow from frame t to frame t−1 this warps
 /// frame t−1's image into frame t.
 pub fn warp(image: &Tensor, flow: &Tensor) -> Result<Tensor> {
+    let (size, flow_size) = (image.size(), flow.size());
+    if size.len() != 4 || flow_size.len() != 4 || size[2..] != flow_size[2..] {
+        return Err(Error::invalid("flow", format!("image {size:?} and flow {flow_size:?} differ in size")));
+    }
     let kind = image.kind();
     let sampled = image.f_to_kind(Kind::Float)?.f_grid_sampler(&sampling_grid(flow)?, 0, 1, true)?;
     Ok(sampled.f_to_kind(kind)?)

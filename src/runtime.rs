@@ -47,8 +47,9 @@ pub fn loaded_version() -> Option<String> {
     (status == 0).then(|| unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned())
 }
 
-/// The file the object holding `address` was loaded from (`dladdr`).
-fn object_file(address: *const c_void) -> Option<PathBuf> {
+/// The file the object holding `address` was loaded from (`dladdr`): a
+/// shared library, or the program (as `/proc/self/exe` names it).
+pub(crate) fn object_file(address: *const c_void) -> Option<PathBuf> {
     // SAFETY: `info` is a valid out-parameter; dladdr only reads `address`.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
@@ -304,7 +305,7 @@ impl FlowShim {
         if status != 0 {
             // SAFETY: a NUL-terminated thread-local message, valid until the next failure here.
             let message = unsafe { CStr::from_ptr((self.last_error)()) }.to_string_lossy().into_owned();
-            return Err(Error::Torch(format!("optical flow: {message}")));
+            return Err(Error::Runtime(format!("optical flow (OpenCV): {message}")));
         }
         Ok(flow)
     }

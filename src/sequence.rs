@@ -12,7 +12,8 @@
 //!   working size only (one pyramid level: it starts close);
 //! - adds the temporal term `weight · mean(c · (x − warped)²)`, with `c` the
 //!   reliability mask (0 at disocclusions and motion boundaries,
-//!   [`crate::motion::reliability`]);
+//!   [`crate::motion::reliability`]; on luma only under luminance colour
+//!   preservation, whose output takes the content's colours);
 //! - runs [`FrameOptions::iterations`] evaluations instead of the run
 //!   options' (later frames need fewer).
 //!
@@ -26,7 +27,7 @@ use std::time::Instant;
 use crate::color::PreserveColor;
 use crate::engine::{Engine, FrameStart};
 use crate::error::{Error, Result};
-use crate::image::RgbImage;
+use crate::image::{luma, RgbImage};
 use crate::loss::{LiveWeights, TemporalTarget};
 use crate::motion::{optical_flow, reliability, warp};
 use crate::run::{Flow, Init, Progress, RunOptions, RunOutput};
@@ -69,7 +70,7 @@ impl Temporal {
 
 /// Default weight of the temporal term (display units; see [`crate::loss`]).
 /// Measured on the synthetic pan and zoom (160×120, 12 frames, a sprite
-/// crossing, Starry Night, 100 evaluations a frame; `scripts/bench-temporal.sh`):
+/// crossing, Starry Night, 100 evaluations a frame; `scripts/bench-temporal.py`):
 /// weights 0, 10, 30, 100 and 1000 gave warping errors of 0.43, 0.21, 0.15,
 /// 0.12 and 0.12 times the independent frames' on the pan, and style terms
 /// up to 5 %, 9 %, 15 %, 17 % and 40 % above theirs. The warped start does
@@ -232,10 +233,16 @@ impl Engine {
         let warped = warp(&at_working(previous.output)?.to_tensor(self.device())?, &backward)?;
         let warped = self.model().convention().to_model(&warped)?;
         let flow_seconds = started.elapsed().as_secs_f64();
+        // Luminance-only transfer replaces the result's colours with the
+        // content's, so the previous output's colours say nothing about the
+        // optimised image's: only luma is held.
+        let luma_weights = [luma(1.0, 0.0, 0.0), luma(0.0, 1.0, 0.0), luma(0.0, 0.0, 1.0)].map(f64::from);
+        let channels = (options.preserve_color == PreserveColor::Luminance)
+            .then(|| self.model().convention().display_weights(luma_weights));
         let options = RunOptions { scales: Some(1), size: Some(w.max(h)), ..later };
         let start = FrameStart {
             start: warped.shallow_clone(),
-            temporal: Some(TemporalTarget { warped, mask, weight: frame.temporal_weight }),
+            temporal: Some(TemporalTarget { warped, mask, weight: frame.temporal_weight, channels }),
         };
         let output = self.run_from(content, styles, &options, Some(start), weights, progress)?;
         Ok(FrameOutput { output, frame: FrameReport { temporal: Temporal::Flow, flow_seconds, reliable } })

@@ -342,14 +342,14 @@ static OfxStatus regions_of_interest(OfxImageEffectHandle effect, OfxPropertySet
     return kOfxStatOK;
 }
 
-/* The temporal modes read the Source at the frame before as well. */
+/* "Follow the motion" reads the Source at the frame before as well. */
 static OfxStatus frames_needed(OfxImageEffectHandle effect, OfxPropertySetHandle in_args,
                                OfxPropertySetHandle out_args) {
     OfxTime time;
     int temporal = 0;
     props->propGetDouble(in_args, kOfxPropTime, 0, &time);
     params->paramGetValueAtTime(param(effect, P_TEMPORAL), time, &temporal);
-    double range[2] = {temporal ? time - 1.0 : time, time};
+    double range[2] = {temporal == 2 ? time - 1.0 : time, time};
     props->propSetDoubleN(out_args, "OfxImageClipPropFrameRange_" kOfxImageEffectSimpleSourceClipName, 2, range);
     return kOfxStatOK;
 }
@@ -645,7 +645,7 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     run.quality = (uint32_t)(ST_QUALITY_PREVIEW + (quality < 0 ? 0 : quality > 2 ? 2 : quality));
     run.render_scale = (float)scale.x;
     /* Temporal modes: the frame before, when this instance rendered it last
-     * (its result is kept) and the host gives its Source. */
+     * (its result is kept) and, to follow the motion, the host gives its Source. */
     st_frame frame;
     st_default_frame(&frame);
     frame.temporal = temporal == 2 ? ST_TEMPORAL_FLOW : ST_TEMPORAL_INIT;
@@ -664,13 +664,16 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
             snprintf(fallback, sizeof fallback, "frame %g is not the last frame this instance rendered", time - 1.0);
         else if (inst->last_width != w || inst->last_height != h)
             snprintf(fallback, sizeof fallback, "frame %g was rendered at another size", time - 1.0);
-        else if (!read_image(source_clip, time - 1.0, &previous, why, sizeof why))
+        else if (temporal == 2 && !read_image(source_clip, time - 1.0, &previous, why, sizeof why))
             snprintf(fallback, sizeof fallback, "the Source of frame %g: %s", time - 1.0, why);
-        else if (previous.bounds.x2 - previous.bounds.x1 != w || previous.bounds.y2 - previous.bounds.y1 != h)
+        else if (temporal == 2 &&
+                 (previous.bounds.x2 - previous.bounds.x1 != w || previous.bounds.y2 - previous.bounds.y1 != h))
             snprintf(fallback, sizeof fallback, "the Source of frame %g has another size", time - 1.0);
         else {
             previous_output = (st_image){inst->last_output, (uint32_t)w, (uint32_t)h, (size_t)w * 16, ST_PIXEL_RGBAF32, 0};
-            frame.previous_content = &previous.pixels;
+            /* "Start from the previous frame" uses only the previous result
+             * (the library checks the previous content's size alone). */
+            frame.previous_content = temporal == 2 ? &previous.pixels : &source.pixels;
             frame.previous_output = &previous_output;
         }
     }

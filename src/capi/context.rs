@@ -1,7 +1,7 @@
 //! The handle (`st_context`): creation, destruction, memory release, the
 //! last error, and the weights and strength a run reads live.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -84,21 +84,8 @@ fn search_model() -> Result<PathBuf> {
 
 /// The folder of the shared library this code is in (via `dladdr`).
 pub(super) fn library_dir() -> Option<PathBuf> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    // SAFETY: dladdr only reads the address and fills `info`.
-    let found = unsafe { libc::dladdr(st_version as *const c_void, info.as_mut_ptr()) };
-    if found == 0 {
-        return None;
-    }
-    // SAFETY: dladdr succeeded, so the struct is filled.
-    let info = unsafe { info.assume_init() };
-    if info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: checked non-NULL; dladdr's strings live as long as the object.
-    let file = unsafe { CStr::from_ptr(info.dli_fname) }.to_str().ok()?;
-    let path = std::fs::canonicalize(file).ok()?;
-    path.parent().map(PathBuf::from)
+    let file = crate::runtime::object_file(st_version as *const c_void)?;
+    std::fs::canonicalize(file).ok()?.parent().map(PathBuf::from)
 }
 
 /// Creates a handle: loads the model onto the chosen device. On success

@@ -68,8 +68,8 @@ pub unsafe extern "C" fn st_default_frame(frame: *mut st_frame) -> st_status {
             size: std::mem::size_of::<st_frame>(),
             previous_content: std::ptr::null(),
             previous_output: std::ptr::null(),
-            temporal: st_temporal::ST_TEMPORAL_FLOW as u32,
             temporal_weight: crate::sequence::DEFAULT_TEMPORAL_WEIGHT,
+            temporal: st_temporal::ST_TEMPORAL_FLOW as u32,
             iterations: 0,
         };
         Ok(())

@@ -347,16 +347,20 @@ pub struct st_frame {
     /// The previous frame's output as the caller kept it, the content's
     /// size. NULL exactly when `previous_content` is.
     pub previous_output: *const st_image,
-    /// One of [`st_temporal`]. Default `ST_TEMPORAL_FLOW`.
-    pub temporal: u32,
     /// Weight of the temporal term (`ST_TEMPORAL_FLOW`), finite and not
     /// negative. Default 10.
     pub temporal_weight: f64,
+    /// One of [`st_temporal`]. Default `ST_TEMPORAL_FLOW`.
+    pub temporal: u32,
     /// Evaluations of a frame that follows a previous one (per level with
     /// `ST_TEMPORAL_INIT`, at the working size with `ST_TEMPORAL_FLOW`); 0:
     /// the run options' `iterations`. A first frame runs the run options'.
     pub iterations: u32,
 }
+
+// No padding: a field added later lands past `sizeof` of this version.
+const _: () =
+    assert!(std::mem::size_of::<st_frame>() == std::mem::offset_of!(st_frame, iterations) + std::mem::size_of::<u32>());
 
 /// A run's memory plan, filled by [`st_plan_memory`].
 #[repr(C)]

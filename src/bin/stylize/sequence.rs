@@ -47,7 +47,9 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "N")]
     first_iterations: Option<usize>,
     /// Before the first frame of --frames, run this many frames before it
-    /// without writing them, so that a chunk joins the one before it.
+    /// without writing them, so that the chunk does not start cold. (It does
+    /// not make a chunk join one rendered apart: see README, "Frame
+    /// sequences".)
     #[arg(long, value_name = "K", default_value_t = 0)]
     warmup: usize,
     /// Skip frames whose output exists (outputs are renamed into place
@@ -306,7 +308,8 @@ fn check_writable(folder: &Path) -> Result<()> {
 }
 
 /// Removes the temporary files an interrupted run left for `outputs`
-/// (`image::save` writes `.NAME.PID.tmp` beside `NAME`).
+/// (`image::save` writes `.NAME.PID.tmp` beside `NAME`), unless their
+/// process still runs (a concurrent run writing the same frames).
 fn remove_stale_partials(folder: &Path, outputs: &[PathBuf]) {
     let names: std::collections::HashSet<String> =
         outputs.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
@@ -315,7 +318,10 @@ fn remove_stale_partials(folder: &Path, outputs: &[PathBuf]) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
         let Some((frame, pid)) = stem.rsplit_once('.') else { continue };
-        if names.contains(frame) && pid.bytes().all(|b| b.is_ascii_digit()) {
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+        if names.contains(frame) && !alive {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -370,6 +376,10 @@ pub fn run(args: &SequenceArgs) -> Result<()> {
         jobs.retain(|j| j.output.is_some());
     }
 
+    if matches!(args.temporal, TemporalArg::Flow) && jobs.len() > 1 {
+        // Loaded now, so that a missing OpenCV fails before any frame is written.
+        styletransfer::runtime::flow_shim()?;
+    }
     let started = Instant::now();
     let Setup { engine, mut styles, options, weights } = setup(&args.run, Init::Content)?;
     let setup_seconds = started.elapsed().as_secs_f64();

@@ -209,3 +209,28 @@ fn bad_sequences_fail_cleanly() {
     let output = run(&with(&["--content", &format!("{}/frame_%04d.png", odd.display())]));
     assert_clean_failure(&output, &out, "different sizes");
 }
+
+#[test]
+fn folders_and_globs_are_numbered_from_one() {
+    let dir = scratch("sequence-folder");
+    let input = make_frames(&dir, 4);
+    // A folder of frames only (the truth files beside them are images too), with a % in its name.
+    let folder = dir.join("shot 100%");
+    std::fs::create_dir_all(&folder).unwrap();
+    for n in [2, 3] {
+        std::fs::copy(input.join(format!("frame_{n:04}.png")), folder.join(format!("take_{n}.png"))).unwrap();
+    }
+    for (content, out) in [
+        (folder.display().to_string(), dir.join("from-folder")),
+        (format!("{}/frame_000[34].png", input.display()), dir.join("from-glob")),
+    ] {
+        let mut args = sequence_args(&input, &out, &["--report", "json"]);
+        let at = args.iter().position(|a| a == "--content").unwrap();
+        args[at + 1] = content;
+        let output = run(&args);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let numbers: Vec<u64> = json_lines(&output).iter().filter_map(|l| l["frame"].as_u64()).collect();
+        assert_eq!(numbers, [1, 2]);
+        assert_eq!(files(&out), ["out_0001.png", "out_0002.png"]);
+    }
+}

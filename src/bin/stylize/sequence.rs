@@ -188,7 +188,9 @@ struct Frames {
 
 impl Frames {
     fn resolve(content: &str) -> Result<(Self, Option<Pattern>)> {
-        if let Some(pattern) = Pattern::parse(content, "content")? {
+        // A folder first: its name may hold a `%`.
+        let pattern = if Path::new(content).is_dir() { None } else { Pattern::parse(content, "content")? };
+        if let Some(pattern) = pattern {
             let all = pattern.scan()?.into_iter().map(|n| (n, pattern.path(n))).collect();
             return Ok((Self { all }, Some(pattern)));
         }

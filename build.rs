@@ -181,13 +181,7 @@ fn build_cuda_shim(lib_dir: &Path) {
     command.arg(format!("-Wl,-rpath,{}", rpath.join(":")));
     let status = command.status().expect("run the C++ compiler for csrc/cuda_shim.cpp");
     assert!(status.success(), "compiling csrc/cuda_shim.cpp failed: {command:?}");
-    let dest_dir = profile.join("styletransfer");
-    std::fs::create_dir_all(&dest_dir).expect("create the profile's styletransfer/ folder");
-    // Replaced, not overwritten: a running test may have the old one mapped.
-    let dest = dest_dir.join("libstyletransfer_cuda.so");
-    let partial = dest_dir.join("libstyletransfer_cuda.so.partial");
-    std::fs::copy(&built, &partial).expect("copy the CUDA shim");
-    std::fs::rename(&partial, &dest).expect("move the CUDA shim into place");
+    install_shim(&built, &profile, "libstyletransfer_cuda.so");
     println!("cargo:rustc-cfg=st_cuda_shim");
 }
 
@@ -223,11 +217,15 @@ fn build_flow_shim() {
             return;
         }
     }
+    install_shim(&built, &profile, "libstyletransfer_flow.so");
+}
+
+/// Puts the shim `built` into the profile folder's `styletransfer/` as `name`.
+fn install_shim(built: &Path, profile: &Path, name: &str) {
     let dest_dir = profile.join("styletransfer");
     std::fs::create_dir_all(&dest_dir).expect("create the profile's styletransfer/ folder");
     // Replaced, not overwritten: a running test may have the old one mapped.
-    let dest = dest_dir.join("libstyletransfer_flow.so");
-    let partial = dest_dir.join("libstyletransfer_flow.so.partial");
-    std::fs::copy(&built, &partial).expect("copy the flow shim");
-    std::fs::rename(&partial, &dest).expect("move the flow shim into place");
+    let partial = dest_dir.join(format!("{name}.partial"));
+    std::fs::copy(built, &partial).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    std::fs::rename(&partial, dest_dir.join(name)).unwrap_or_else(|e| panic!("move {name} into place: {e}"));
 }

@@ -104,6 +104,17 @@ fn open(path: &Path, flags: c_int) -> std::result::Result<*mut c_void, String> {
     }
 }
 
+/// The address of `name` in the library `handle` opened (`owner` names it in the error).
+fn symbol(handle: *mut c_void, name: &CStr, owner: &str) -> std::result::Result<*mut c_void, String> {
+    // SAFETY: dlsym on a live handle with a NUL-terminated name.
+    let symbol = unsafe { libc::dlsym(handle, name.as_ptr()) };
+    if symbol.is_null() {
+        Err(format!("{owner} lacks {}", name.to_string_lossy()))
+    } else {
+        Ok(symbol)
+    }
+}
+
 type LastErrorFn = unsafe extern "C" fn() -> *const c_char;
 type GraphNewFn = unsafe extern "C" fn(c_int) -> *mut c_void;
 type GraphFn = unsafe extern "C" fn(*mut c_void) -> c_int;
@@ -136,15 +147,7 @@ impl Shim {
 
     /// Looks every function up in the opened shim.
     fn resolve(handle: *mut c_void) -> std::result::Result<Self, String> {
-        let lookup = |name: &CStr| {
-            // SAFETY: dlsym on a live handle with a NUL-terminated name.
-            let symbol = unsafe { libc::dlsym(handle, name.as_ptr()) };
-            if symbol.is_null() {
-                Err(format!("the CUDA shim lacks {}", name.to_string_lossy()))
-            } else {
-                Ok(symbol)
-            }
-        };
+        let lookup = |name: &CStr| symbol(handle, name, "the CUDA shim");
         // SAFETY: each symbol is the shim's extern "C" function of the
         // signature its field declares (csrc/cuda_shim.cpp).
         unsafe {
@@ -323,15 +326,8 @@ impl FlowShim {
                 file.display()
             )
         })?;
-        let lookup = |name: &CStr| {
-            // SAFETY: dlsym on a live handle with a NUL-terminated name.
-            let symbol = unsafe { libc::dlsym(handle, name.as_ptr()) };
-            if symbol.is_null() {
-                Err(format!("{} lacks {}", file.display(), name.to_string_lossy()))
-            } else {
-                Ok(symbol)
-            }
-        };
+        let owner = file.display().to_string();
+        let lookup = |name: &CStr| symbol(handle, name, &owner);
         // SAFETY: each symbol is the shim's extern "C" function of the
         // signature its field declares (csrc/flow_shim.cpp).
         unsafe {

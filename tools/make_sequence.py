@@ -61,6 +61,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+from warping_error import bilinear
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOURCE = os.path.join(REPO, "examples", "images", "chelsea.jpg")
 SPRITE_TEXTURE = os.path.join(REPO, "examples", "images", "coffee.jpg")
@@ -86,23 +88,6 @@ CAMERA_CONVENTION = (
     "frame t samples the source photo (pixel-centre coordinates, unresized) at "
     "X = scale * (x - (W-1)/2) + centre[0], Y = scale * (y - (H-1)/2) + centre[1]"
 )
-
-
-def bilinear(img, x, y):
-    """Samples img [h, w, c] at float coordinates x, y (same shape) with bilinear
-    interpolation; coordinates are clamped to the image."""
-    h, w = img.shape[:2]
-    x = np.clip(x, 0.0, w - 1.0)
-    y = np.clip(y, 0.0, h - 1.0)
-    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2) if w > 1 else np.zeros(x.shape, np.int64)
-    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2) if h > 1 else np.zeros(y.shape, np.int64)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    fx = (x - x0)[..., None]
-    fy = (y - y0)[..., None]
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    return top * (1 - fy) + bottom * fy
 
 
 class Pyramid:

@@ -56,6 +56,23 @@ def load_frame(path):
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
 
 
+def bilinear(img, x, y):
+    """Samples img [h, w, c] at float coordinates x, y (same shape) with bilinear
+    interpolation; coordinates are clamped to the image."""
+    h, w = img.shape[:2]
+    x = np.clip(x, 0.0, w - 1.0)
+    y = np.clip(y, 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2) if w > 1 else np.zeros(x.shape, np.int64)
+    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2) if h > 1 else np.zeros(y.shape, np.int64)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    fx = (x - x0)[..., None]
+    fy = (y - y0)[..., None]
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
 def warp(image, flow):
     """Backward-warps image [H, W, C] (or [H, W]) with flow [H, W, 2]: the result
     at (x, y) is image bilinearly sampled at (x + flow[y, x, 0], y + flow[y, x, 1]).
@@ -68,17 +85,7 @@ def warp(image, flow):
     if flow.shape[:2] != (h, w):
         raise ValueError("flow %s does not match image %s" % (flow.shape, img.shape))
     ys, xs = np.mgrid[0:h, 0:w]
-    x = np.clip(xs + flow[..., 0].astype(np.float64), 0.0, w - 1.0)
-    y = np.clip(ys + flow[..., 1].astype(np.float64), 0.0, h - 1.0)
-    x0 = np.clip(np.floor(x).astype(np.int64), 0, max(w - 2, 0))
-    y0 = np.clip(np.floor(y).astype(np.int64), 0, max(h - 2, 0))
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    fx = (x - x0)[..., None]
-    fy = (y - y0)[..., None]
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    out = top * (1 - fy) + bottom * fy
+    out = bilinear(img, xs + flow[..., 0].astype(np.float64), ys + flow[..., 1].astype(np.float64))
     return out[..., 0] if squeeze else out
 
 

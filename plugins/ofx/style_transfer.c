@@ -79,31 +79,31 @@ static Instance *instance_of(OfxImageEffectHandle effect) {
     return data;
 }
 
-/* Persistent error on the instance (shown by the host until cleared). */
-static OfxStatus fail(OfxImageEffectHandle effect, OfxStatus status, const char *format, ...) {
+/* A persistent message of `type` on the instance (shown by the host until cleared). */
+static void post(OfxImageEffectHandle effect, const char *type, const char *format, va_list args) {
     char text[1024];
+    vsnprintf(text, sizeof text, format, args);
+    if (messages2)
+        messages2->setPersistentMessage(effect, type, "", "%s", text);
+    else if (messages1)
+        messages1->message(effect, type, "", "%s", text);
+}
+
+/* A persistent error; returns `status`. */
+static OfxStatus fail(OfxImageEffectHandle effect, OfxStatus status, const char *format, ...) {
     va_list args;
     va_start(args, format);
-    vsnprintf(text, sizeof text, format, args);
+    post(effect, kOfxMessageError, format, args);
     va_end(args);
-    if (messages2)
-        messages2->setPersistentMessage(effect, kOfxMessageError, "", "%s", text);
-    else if (messages1)
-        messages1->message(effect, kOfxMessageError, "", "%s", text);
     return status;
 }
 
-/* Persistent warning on the instance (the render succeeded). */
+/* A persistent warning (the render succeeded). */
 static void warn(OfxImageEffectHandle effect, const char *format, ...) {
-    char text[1024];
     va_list args;
     va_start(args, format);
-    vsnprintf(text, sizeof text, format, args);
+    post(effect, kOfxMessageWarning, format, args);
     va_end(args);
-    if (messages2)
-        messages2->setPersistentMessage(effect, kOfxMessageWarning, "", "%s", text);
-    else if (messages1)
-        messages1->message(effect, kOfxMessageWarning, "", "%s", text);
 }
 
 static void clear_message(OfxImageEffectHandle effect) {

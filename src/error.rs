@@ -39,6 +39,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A network file is unreadable, corrupt, or of another version or shape.
+    #[error("network {path}: {reason}")]
+    Network {
+        /// The network file (empty for in-memory data).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The requested device does not exist or cannot be used.
     #[error("device: {0}")]
     Device(String),

@@ -113,6 +113,22 @@ impl InputConvention {
         Ok(reordered)
     }
 
+    /// The gradient of a loss with respect to display-range RGB, given its
+    /// gradient with respect to the model input (`[N, 3, H, W]`): the chain
+    /// rule through [`InputConvention::to_model`].
+    pub fn gradient_to_display(self, grad_model: &Tensor) -> Result<Tensor> {
+        let device = grad_model.device();
+        let affine = self.affine();
+        let mut inverse = [0usize; 3];
+        for (c, a) in affine.iter().enumerate() {
+            inverse[a.0 as usize] = c;
+        }
+        let mul =
+            Tensor::f_from_slice(&inverse.map(|c| affine[c].1 as f32))?.f_to_device(device)?.f_view([1, 3, 1, 1])?;
+        let index = Tensor::f_from_slice(&inverse.map(|c| c as i64))?.f_to_device(device)?;
+        Ok(grad_model.f_index_select(1, &index)?.f_mul(&mul)?)
+    }
+
     /// Converts model input back to a `[N, 3, H, W]` RGB tensor in display
     /// range (not clamped): one new tensor (the reordering), unscaled in place.
     pub fn from_model(self, x: &Tensor) -> Result<Tensor> {

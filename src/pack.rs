@@ -360,7 +360,7 @@ impl StylePack {
 /// from one map to the next, so that the same pack came out with other
 /// bytes each time. The header stays padded with spaces to a multiple of 8
 /// bytes; the data, whose offsets count from its own start, is unchanged.
-fn canonical_header(file: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn canonical_header(file: &[u8]) -> Option<Vec<u8>> {
     let length = usize::try_from(u64::from_le_bytes(file.get(..8)?.try_into().ok()?)).ok()?;
     let header = file.get(8..8usize.checked_add(length)?)?;
     let mut entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;

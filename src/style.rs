@@ -82,6 +82,24 @@ impl StyleSet {
             .max()
     }
 
+    /// What identifies the styles: each source's pixel SHA-256 (a pack's
+    /// own sources), with its blend weight when there are several, as
+    /// `sha` or `sha*weight`.
+    pub fn source_sha256(&self) -> Vec<String> {
+        let several = self.sources.len() > 1;
+        let mut out = Vec::new();
+        for (source, weight) in &self.sources {
+            let shas = match source {
+                Source::Image(image) => vec![crate::pack::image_sha256(image)],
+                Source::Pack(pack) => pack.info().source_sha256.clone(),
+            };
+            for sha in shas {
+                out.push(if several { format!("{sha}*{weight}") } else { sha });
+            }
+        }
+        out
+    }
+
     /// The style images, when every source is an image (histogram colour
     /// matching needs the pixels, which packs do not keep).
     pub fn images(&self) -> Result<Vec<StyleImage>> {

@@ -92,6 +92,7 @@ fn status_of(error: &Error) -> st_status {
         Error::Model { .. } => st_status::ST_MODEL_ERROR,
         Error::Image { .. } => st_status::ST_IMAGE_ERROR,
         Error::Pack { .. } => st_status::ST_PACK_ERROR,
+        Error::Network { .. } => st_status::ST_NETWORK_ERROR,
         Error::Device(_) => st_status::ST_DEVICE_ERROR,
         Error::OutOfMemory(_) => st_status::ST_OUT_OF_MEMORY,
         Error::Cancelled => st_status::ST_CANCELLED,
@@ -321,6 +322,7 @@ pub extern "C" fn st_status_str(status: c_int) -> *const c_char {
             11 => "libtorch error\0",
             12 => "internal error (panic)\0",
             13 => "libtorch runtime of another version\0",
+            14 => "network file error\0",
             _ => "unknown status\0",
         };
         text.as_ptr().cast()

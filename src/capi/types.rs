@@ -41,6 +41,10 @@ pub enum st_status {
     /// The libtorch runtime loaded is not the version this library was
     /// built for (the message names both); nothing was run.
     ST_RUNTIME_ERROR = 13,
+    /// A network file (`.stnet`) is unreadable, corrupt, of a newer format
+    /// or of another shape; or a network run was asked for and none is
+    /// loaded. Added in 0.4.
+    ST_NETWORK_ERROR = 14,
 }
 
 /// Pixel formats of [`st_image`]. Samples are interleaved; 16-bit and float

@@ -9,16 +9,19 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use styletransfer::device::automatic_precision;
 use styletransfer::model::find_model;
+use styletransfer::network::Network;
 use styletransfer::pack::{list_packs, style_dirs};
 use styletransfer::run::{default_adam, default_lbfgs, DEFAULT_ADAM_LR};
 use styletransfer::{
-    image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, Init, LbfgsOptions, LineSearch, LiveWeights,
-    LossTerms, MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor, Result, RunOptions, StyleImage,
-    StylePack, StyleSet, Weights,
+    image, AdamOptions, DeviceChoice, Engine, EngineOptions, Error, Flow, InferenceOptions, Init, LbfgsOptions,
+    LineSearch, LiveWeights, LossTerms, MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor,
+    Result, RunOptions, StyleImage, StylePack, StyleSet, Weights,
 };
 
 mod sequence;
+mod train;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,7 +58,7 @@ struct Cli {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Style image; repeat for several styles.
-    #[arg(long, value_name = "PATH", required_unless_present = "style_pack")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["style_pack", "net"])]
     style: Vec<PathBuf>,
     /// Blend weights of the styles, comma-separated, one per --style.
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
@@ -65,7 +68,15 @@ struct RunArgs {
     /// (`a.stpack:0.7`); repeatable, and combinable with --style.
     #[arg(long, value_name = "PACK[:W]")]
     style_pack: Vec<String>,
-    /// Long side of the working image [default: the content's, at most 512].
+    /// Stylise in one pass with a network that `stylize train` made
+    /// (.stnet) instead of optimising: --strength, --size, --precision,
+    /// --device, --threads, --max-memory-mb, --tile-size,
+    /// --preserve-color luminance and --report apply; the styles and the
+    /// optimiser's settings do not.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["style", "style_pack"])]
+    net: Option<PathBuf>,
+    /// Long side of the working image [default: the content's, at most 512;
+    /// with --net, the content's].
     #[arg(long, value_name = "N")]
     size: Option<u32>,
     /// Optimiser evaluations per pyramid level.
@@ -157,6 +168,12 @@ enum Command {
     /// Stylise the frames of a shot with one engine, each frame following
     /// the previous one (optical flow and a temporal term by default).
     Sequence(Box<sequence::SequenceArgs>),
+    /// Distil the styles into a network (.stnet) on a folder of images, for
+    /// one-pass stylisation with --net.
+    Train(Box<train::TrainArgs>),
+    /// Network files.
+    #[command(subcommand)]
+    Net(train::NetCommand),
     /// Describe the libtorch runtime this program loads: its version, its
     /// CUDA part, the CUDA shim, the CUDA devices. Fails when the version
     /// is not the one this program was built for.
@@ -250,6 +267,16 @@ enum PrecisionArg {
     Fp16,
 }
 
+impl PrecisionArg {
+    fn precision(self) -> Precision {
+        match self {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Fp16 => Precision::Fp16,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ReportArg {
     Json,
@@ -261,6 +288,8 @@ fn main() -> ExitCode {
         Some(Command::Pack(command)) => pack(command),
         Some(Command::Runtime) => runtime(),
         Some(Command::Sequence(args)) => sequence::run(args),
+        Some(Command::Train(args)) => train::train(args),
+        Some(Command::Net(command)) => train::net(command),
         None => run(&cli),
     };
     match outcome {
@@ -460,11 +489,7 @@ fn setup(args: &RunArgs, init: Init) -> Result<Setup> {
     let engine = Engine::new(&EngineOptions {
         model_path,
         device,
-        precision: args.precision.map(|p| match p {
-            PrecisionArg::Fp32 => Precision::Fp32,
-            PrecisionArg::Bf16 => Precision::Bf16,
-            PrecisionArg::Fp16 => Precision::Fp16,
-        }),
+        precision: args.precision.map(PrecisionArg::precision),
         bf16_kernels: None,
         threads: args.threads,
     })?;
@@ -541,6 +566,9 @@ fn run(cli: &Cli) -> Result<()> {
     if !cli.plan {
         image::output_format(output_path)?;
     }
+    if let Some(net) = &cli.run.net {
+        return run_network(cli, net, content_path, output_path);
+    }
     check_args(&cli.run)?;
     let content = image::load(content_path)?;
     styletransfer::memory::trace_memory("content loaded");
@@ -599,6 +627,90 @@ fn run(cli: &Cli) -> Result<()> {
             "levels": levels,
             "plan": plan_json(&r.plan),
             "peak_memory_mb": peak_memory_bytes(&r.device).map(|b| b as f64 / (1024.0 * 1024.0)),
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `stylize --net`: one pass of a network over the content.
+fn run_network(cli: &Cli, net: &Path, content_path: &Path, output_path: &Path) -> Result<()> {
+    let args = &cli.run;
+    if cli.plan {
+        return Err(Error::invalid("plan", "--plan describes optimisation runs, not --net"));
+    }
+    if matches!(args.preserve_color, Some(PreserveColorArg::Histogram)) {
+        return Err(Error::invalid(
+            "preserve-color",
+            "histogram matching recolours the style images; use luminance with --net",
+        ));
+    }
+    if cli.init != "content" {
+        return Err(Error::invalid("init", "a network starts from nothing but the content; --init does not apply"));
+    }
+    let strength = args.strength.unwrap_or(0.5);
+    let device = DeviceChoice::from_name(&args.device)
+        .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", args.device)))?;
+    let content = image::load(content_path)?;
+    match args.threads {
+        Some(0) => return Err(Error::invalid("threads", "must be at least 1")),
+        Some(threads) => tch::set_num_threads(threads as i32),
+        None => {}
+    }
+    let device = device.resolve()?;
+    let precision = args.precision.map(PrecisionArg::precision).unwrap_or_else(|| automatic_precision(device));
+    let started = std::time::Instant::now();
+    let (mut network, info) = Network::load(net, device)?;
+    let (width, height) = (content.rgb.width(), content.rgb.height());
+    let working = match args.size {
+        Some(side) if side != width.max(height) => {
+            let scale = side as f64 / width.max(height) as f64;
+            let (w, h) =
+                (((width as f64 * scale).round() as u32).max(1), ((height as f64 * scale).round() as u32).max(1));
+            content.rgb.resize(w, h)?
+        }
+        _ => content.rgb.clone(),
+    };
+    let options = InferenceOptions {
+        precision,
+        budget_bytes: args.max_memory_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+        tile_size: args.tile_size,
+    };
+    let bar = progress_bar("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} passes");
+    let mut passes = 0;
+    let result = network.stylize(&working, strength, &options, &mut |done, total| {
+        passes = total;
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        Flow::Continue
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut image = result?;
+    if (image.width(), image.height()) != (width, height) {
+        image = image.resize(width, height)?;
+    }
+    if matches!(args.preserve_color, Some(PreserveColorArg::Luminance)) {
+        image = styletransfer::color::transfer_luminance(&image, &content.rgb)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    image::save(output_path, &image, content.alpha.as_deref(), content.high_depth)?;
+    if args.report.is_some() {
+        let line = serde_json::json!({
+            "output": output_path.display().to_string(),
+            "network": info.name,
+            "strength": strength,
+            "seconds": seconds,
+            "device": styletransfer::device::device_name(device),
+            "precision": precision.name(),
+            "content_size": [width, height],
+            "working_size": [working.width(), working.height()],
+            "passes": passes,
+            "tiled": passes > 1,
+            "peak_memory_mb": peak_memory_bytes(&styletransfer::device::device_name(device)).map(|b| b as f64 / (1024.0 * 1024.0)),
         });
         println!("{line}");
     }

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #define ST_VERSION_MAJOR 0
-#define ST_VERSION_MINOR 3
+#define ST_VERSION_MINOR 4
 #define ST_VERSION_PATCH 0
-#define ST_VERSION_STRING "0.3.0"
+#define ST_VERSION_STRING "0.4.0"
 
 /**
  * [`st_image`] flag: float samples are linear light (converted to and
@@ -123,6 +123,12 @@ typedef enum st_status {
    * built for (the message names both); nothing was run.
    */
   ST_RUNTIME_ERROR = 13,
+  /**
+   * A network file (`.stnet`) is unreadable, corrupt, of a newer format
+   * or of another shape; or a network run was asked for and none is
+   * loaded. Added in 0.4.
+   */
+  ST_NETWORK_ERROR = 14,
 } st_status;
 
 /**
@@ -322,6 +328,20 @@ typedef enum st_quality {
 } st_quality;
 
 /**
+ * What a run computes with, for [`st_run_options`]`.engine`.
+ */
+typedef enum st_engine {
+  /**
+   * Optimise the image against the styles (Gatys et al.): the default.
+   */
+  ST_ENGINE_OPTIMIZE = 0,
+  /**
+   * One pass of the network loaded with `st_load_network`.
+   */
+  ST_ENGINE_NETWORK = 1,
+} st_engine;
+
+/**
  * Device choices as hosts number them in their menus; [`st_device_name`]
  * gives the `st_options.device` string of each.
  */
@@ -515,6 +535,20 @@ typedef struct st_run_options {
    * negative values are refused. Added in 0.2.
    */
   float render_scale;
+  /**
+   * One of [`st_engine`]. With `ST_ENGINE_NETWORK` the run is one pass
+   * of the network `st_load_network` loaded, at the strength
+   * `st_set_strength` set (0.5 by default; the weights of
+   * `st_set_weights` do not apply), and these fields are used:
+   * `working_size` and `quality` (0 and `ST_QUALITY_CUSTOM`: the
+   * content's own size, not capped at 512), `mask`, `preserve_color`
+   * (luminance; histogram is refused), `max_memory_mb` (0: no budget)
+   * and `tile_size` (0: untiled within the budget); tiles join exactly.
+   * The others are checked and ignored. Progress reports each tile pass
+   * as an iteration, with losses of 0. Added in 0.4: a caller built
+   * against an earlier header gets `ST_ENGINE_OPTIMIZE`.
+   */
+  uint32_t engine;
 } st_run_options;
 
 /**
@@ -746,12 +780,54 @@ typedef struct st_style_list {
   size_t count;
 } st_style_list;
 
+/**
+ * A network file's description, from [`st_read_network_info`].
+ */
+typedef struct st_network_info {
+  /**
+   * Display name (UTF-8, NUL-terminated).
+   */
+  const char *name;
+  /**
+   * The format version of the file.
+   */
+  uint32_t format_version;
+  /**
+   * Channels of the full-resolution layers.
+   */
+  uint32_t width;
+  /**
+   * Residual blocks.
+   */
+  uint32_t residual_blocks;
+  /**
+   * Training images.
+   */
+  uint32_t training_images;
+  /**
+   * Side of the square training crops.
+   */
+  uint32_t training_size;
+  /**
+   * Optimiser steps taken.
+   */
+  uint64_t steps;
+  /**
+   * Mean training loss over the last steps.
+   */
+  double final_loss;
+  /**
+   * SHA-256 (hex) of the VGG19 whose objective it was trained on.
+   */
+  const char *model_sha256;
+} st_network_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. `"0.3.0"` (static storage; never NULL).
+ * The library version, e.g. `"0.4.0"` (static storage; never NULL).
  *
  * Thread-safe.
  */
@@ -777,7 +853,7 @@ enum st_status st_default_options(struct st_options *options);
  * Fills `*options` with the run defaults (200 iterations per level,
  * automatic pyramid and working size, L-BFGS, content init, seed 0, no
  * colour preservation, relative normalisation, no mask, no quality preset,
- * render scale 1).
+ * render scale 1, the optimising engine).
  *
  * Returns `ST_NULL_ARGUMENT` when `options` is NULL. Thread-safe.
  */
@@ -921,7 +997,9 @@ enum st_status st_plan_memory(struct st_context *ctx, uint32_t width, uint32_t h
  * or when no style was added; `ST_CANCELLED` when the callback
  * returned non-zero; `ST_BUSY` when called from inside a progress callback;
  * `ST_OUT_OF_MEMORY`; `ST_DEVICE_ERROR`, `ST_INTERNAL_ERROR` for libtorch
- * failures. One thread at a time per handle.
+ * failures; `ST_NETWORK_ERROR` for `ST_ENGINE_NETWORK` with no network
+ * loaded (the other fields of `options` say what such a run uses). One
+ * thread at a time per handle.
  */
 enum st_status st_run(struct st_context *ctx, const struct st_image *content, struct st_image *output, const struct st_run_options *options, st_progress_fn progress, void *user_data);
 
@@ -935,6 +1013,10 @@ enum st_status st_run(struct st_context *ctx, const struct st_image *content, st
  * The handle's style targets are computed once per size and reused by
  * every frame. Everything else is as [`st_run`]: `output`, alpha, `mask`,
  * progress, cancel and `options` (NULL: defaults).
+ *
+ * With `ST_ENGINE_NETWORK` every frame is one pass of the network, as
+ * [`st_run`] makes it: `frame` is checked and its previous images are not
+ * used (the network's output depends on the frame alone).
  *
  * `frame` is read only and must not be NULL; both previous images NULL
  * runs the frame on its own (a first frame, or a frame whose previous one
@@ -1066,6 +1148,42 @@ enum st_status st_add_style_path(struct st_context *ctx, const char *path, float
  * progress callback. One thread at a time per handle.
  */
 enum st_status st_add_style_named(struct st_context *ctx, const char *style, float blend_weight);
+
+/**
+ * Loads a network file (`.stnet`, as `stylize train` writes it) into the
+ * handle, on the handle's device, replacing the one loaded before; runs
+ * with `engine = ST_ENGINE_NETWORK` use it. `path` NULL unloads the
+ * network. The file is read whole and checked (format version,
+ * architecture, every tensor's shape, its digest) before the loaded one
+ * is replaced: on failure the handle keeps what it had.
+ *
+ * Returns `ST_NULL_ARGUMENT` for a NULL handle; `ST_INVALID_ARGUMENT` for
+ * a path that is not UTF-8; `ST_NETWORK_ERROR` for a missing, unreadable,
+ * corrupt or truncated file, one of a newer format, another architecture
+ * or a shape that does not match its tensors (the message names the file
+ * and what is wrong); `ST_BUSY` from inside a progress callback. One
+ * thread at a time per handle.
+ */
+enum st_status st_load_network(struct st_context *ctx, const char *path);
+
+/**
+ * Reads a network file's description without loading its tensors. On
+ * success writes a new description to `*out` (owned by the caller;
+ * release it with [`st_network_info_free`]); on failure leaves `*out`
+ * unchanged and `st_last_error(NULL)` gives the message.
+ *
+ * Returns `ST_NULL_ARGUMENT` when `path` or `out` is NULL;
+ * `ST_INVALID_ARGUMENT` for a path that is not UTF-8; `ST_NETWORK_ERROR`
+ * for a file that is not a readable network file of a format this
+ * library reads. Thread-safe.
+ */
+enum st_status st_read_network_info(const char *path, struct st_network_info **out);
+
+/**
+ * Frees a description from [`st_read_network_info`]. NULL is a no-op;
+ * freeing one twice is forbidden. Thread-safe.
+ */
+void st_network_info_free(struct st_network_info *info);
 
 /**
  * Converts `source` into `target`, which must have the same width and

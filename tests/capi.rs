@@ -210,3 +210,123 @@ fn c_api_pack_round_trip_equals_the_image_run() {
     }
     assert_eq!(outputs[0], outputs[1]);
 }
+
+extern "C" fn count_passes(user_data: *mut c_void, progress: *const st_progress) -> c_int {
+    let (count, cancel_at) = unsafe { &mut *user_data.cast::<(u32, u32)>() };
+    let progress = unsafe { &*progress };
+    assert_eq!(progress.loss, 0.0);
+    assert!(progress.iteration <= progress.iterations);
+    *count += 1;
+    (*count == *cancel_at) as c_int
+}
+
+#[test]
+fn c_api_network_runs_are_the_rust_apis() {
+    use styletransfer::network::Network;
+    use styletransfer::{InferenceOptions, NetworkInfo, NetworkShape, Precision};
+    let dir = support::scratch("capi-network");
+    let shape = NetworkShape { width: 8, residual_blocks: 1 };
+    let network = Network::new(shape, 4, tch::Device::Cpu).unwrap();
+    let info = NetworkInfo {
+        name: "C net".into(),
+        shape,
+        style_sha256: vec![],
+        model_sha256: "ab".repeat(32),
+        training_images: 3,
+        training_size: 64,
+        steps: 7,
+        batch: 1,
+        seed: 4,
+        final_loss: 0.25,
+        library_version: "0.4.0".into(),
+        format_version: 1,
+    };
+    let path = dir.join("c.stnet");
+    network.save(&path, &info).unwrap();
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+
+    // The description.
+    let mut described: *mut st_network_info = std::ptr::null_mut();
+    assert_eq!(unsafe { st_read_network_info(c_path.as_ptr(), &mut described) }, st_status::ST_OK);
+    let d = unsafe { &*described };
+    assert_eq!(unsafe { std::ffi::CStr::from_ptr(d.name) }.to_str().unwrap(), "C net");
+    assert_eq!((d.format_version, d.width, d.residual_blocks, d.training_images, d.training_size), (1, 8, 1, 3, 64));
+    assert_eq!((d.steps, d.final_loss), (7, 0.25));
+    unsafe { st_network_info_free(described) };
+    let missing = CString::new(dir.join("none.stnet").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { st_read_network_info(missing.as_ptr(), &mut described) }, st_status::ST_NETWORK_ERROR);
+
+    let ctx = context();
+    let (w, h) = (40u32, 30u32);
+    let mut content = rgb8(&support::pattern(w, h, 0.9));
+    let content_image =
+        styletransfer::RgbImage::new(w, h, content.iter().map(|&v| v as f32 / 255.0).collect()).unwrap();
+    let mut out = vec![0u8; content.len()];
+    let input = c_image(&mut content, w, h);
+    let mut output = c_image(&mut out, w, h);
+    let mut options = unsafe { std::mem::zeroed::<st_run_options>() };
+    unsafe { st_default_run_options(&mut options) };
+    options.engine = st_engine::ST_ENGINE_NETWORK as u32;
+    let run = |options: &st_run_options, output: &mut st_image, user: Option<&mut (u32, u32)>| unsafe {
+        match user {
+            Some(u) => st_run(ctx, &input, output, options, Some(count_passes), (u as *mut (u32, u32)).cast()),
+            None => st_run(ctx, &input, output, options, None, std::ptr::null_mut()),
+        }
+    };
+    // No network loaded yet.
+    assert_eq!(run(&options, &mut output, None), st_status::ST_NETWORK_ERROR);
+    ok(ctx, unsafe { st_load_network(ctx, c_path.as_ptr()) });
+    ok(ctx, unsafe { st_set_strength(ctx, 0.7) });
+    ok(ctx, run(&options, &mut output, None));
+    let mut rust = Network::load(&path, tch::Device::Cpu).unwrap().0;
+    let expected = rust
+        .stylize(
+            &content_image,
+            0.7,
+            &InferenceOptions { precision: Precision::Fp32, ..Default::default() },
+            &mut |_, _| Flow::Continue,
+        )
+        .unwrap();
+    assert_eq!(out, rgb8(&expected), "the C network run differs from the Rust one");
+
+    // Tiles: the same image (up to the rounding of 8-bit output), a progress
+    // call per pass, and cancel.
+    options.tile_size = 16;
+    let mut tiled = vec![0u8; out.len()];
+    let mut tiled_output = c_image(&mut tiled, w, h);
+    let mut passes = (0u32, 0u32);
+    ok(ctx, run(&options, &mut tiled_output, Some(&mut passes)));
+    assert!(passes.0 > 1, "{} progress calls", passes.0);
+    let worst = out.iter().zip(&tiled).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    assert!(worst <= 1, "tiles differ by {worst}/255");
+    let mut cancel = (0u32, 2u32);
+    assert_eq!(run(&options, &mut tiled_output, Some(&mut cancel)), st_status::ST_CANCELLED);
+
+    // Options a network run refuses, and an unknown engine.
+    let mut bad = options;
+    bad.preserve_color = st_preserve_color::ST_PRESERVE_COLOR_HISTOGRAM as u32;
+    assert_eq!(run(&bad, &mut output, None), st_status::ST_INVALID_ARGUMENT);
+    let mut bad = options;
+    bad.engine = 7;
+    assert_eq!(run(&bad, &mut output, None), st_status::ST_INVALID_ARGUMENT);
+
+    // A bad file is refused and the loaded network stays.
+    let corrupt = dir.join("corrupt.stnet");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x40;
+    std::fs::write(&corrupt, bytes).unwrap();
+    let c_corrupt = CString::new(corrupt.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { st_load_network(ctx, c_corrupt.as_ptr()) }, st_status::ST_NETWORK_ERROR);
+    let message = unsafe { std::ffi::CStr::from_ptr(st_last_error(ctx)) }.to_string_lossy().into_owned();
+    assert!(message.contains("corrupt.stnet") && message.contains("digest"), "{message}");
+    options.tile_size = 0;
+    let mut again = vec![0u8; out.len()];
+    let mut again_output = c_image(&mut again, w, h);
+    ok(ctx, run(&options, &mut again_output, None));
+    assert_eq!(again, out);
+    // Unloading: a network run fails again.
+    ok(ctx, unsafe { st_load_network(ctx, std::ptr::null()) });
+    assert_eq!(run(&options, &mut output, None), st_status::ST_NETWORK_ERROR);
+    unsafe { st_destroy(ctx) };
+}

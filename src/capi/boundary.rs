@@ -292,7 +292,7 @@ pub(super) fn check_blend_weight(blend_weight: f32) -> Result<f64> {
     Ok(blend_weight as f64)
 }
 
-/// The library version, e.g. `"0.3.0"` (static storage; never NULL).
+/// The library version, e.g. `"0.4.0"` (static storage; never NULL).
 ///
 /// Thread-safe.
 #[no_mangle]

@@ -14,6 +14,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::loss::{LiveWeights, Normalization, Weights};
 use crate::model::MODEL_FILE_NAME;
+use crate::network::{Network, NetworkInfo};
 use crate::style::StyleSet;
 
 /// An engine: a model on a device, styles, weights, and the last error. Opaque.
@@ -23,6 +24,8 @@ pub struct st_context {
     /// Weights the running optimisation reads at every evaluation.
     pub(super) live: LiveWeights,
     chosen: Mutex<Chosen>,
+    /// The network `st_load_network` loaded, with its file's description.
+    pub(super) network: Mutex<Option<(Network, NetworkInfo)>>,
     last_error: Mutex<CString>,
 }
 
@@ -32,7 +35,7 @@ pub(super) struct Chosen {
     /// Set by `st_set_weights`; `None`: the defaults of the normalisation.
     weights: Option<Weights>,
     /// Set by `st_set_strength`.
-    strength: Option<f64>,
+    pub(super) strength: Option<f64>,
     /// Of the current (or last) run.
     pub(super) normalization: Normalization,
 }
@@ -143,6 +146,7 @@ unsafe fn create(options: *const st_options) -> Result<st_context> {
         styles: Mutex::new(StyleSet::default()),
         live: LiveWeights::new(Weights::defaults(Normalization::Relative))?,
         chosen: Mutex::new(Chosen { weights: None, strength: None, normalization: Normalization::Relative }),
+        network: Mutex::new(None),
         last_error: Mutex::new(CString::default()),
     })
 }
@@ -205,6 +209,11 @@ fn validate_weight(name: &'static str, value: f32) -> Result<f64> {
 }
 
 impl st_context {
+    /// The caller's choices as they stand.
+    pub(super) fn chosen(&self) -> Chosen {
+        *lock(&self.chosen)
+    }
+
     /// Updates the caller's choice and the live weights derived from it.
     pub(super) fn choose(&self, change: impl FnOnce(&mut Chosen)) -> Result<()> {
         let mut chosen = lock(&self.chosen);

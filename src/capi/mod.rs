@@ -30,11 +30,14 @@ mod run;
 
 mod files;
 
+mod network;
+
 mod pixels;
 
 pub use boundary::{st_status_str, st_test_panic, st_version};
 pub use context::*;
 pub use files::*;
+pub use network::*;
 pub use options::*;
 pub use pixels::st_convert_image;
 pub use run::*;

@@ -26,7 +26,7 @@ pub unsafe extern "C" fn st_default_options(options: *mut st_options) -> st_stat
 /// Fills `*options` with the run defaults (200 iterations per level,
 /// automatic pyramid and working size, L-BFGS, content init, seed 0, no
 /// colour preservation, relative normalisation, no mask, no quality preset,
-/// render scale 1).
+/// render scale 1, the optimising engine).
 ///
 /// Returns `ST_NULL_ARGUMENT` when `options` is NULL. Thread-safe.
 #[no_mangle]
@@ -50,6 +50,7 @@ pub unsafe extern "C" fn st_default_run_options(options: *mut st_run_options) ->
             tile_overlap: 0,
             quality: st_quality::ST_QUALITY_CUSTOM as u32,
             render_scale: 1.0,
+            engine: st_engine::ST_ENGINE_OPTIMIZE as u32,
         };
         Ok(())
     })

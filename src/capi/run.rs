@@ -5,6 +5,7 @@ use std::ffi::c_void;
 
 use super::boundary::{null_argument, null_argument_because, output_size, read_versioned, write_versioned, Failure};
 use super::context::{st_context, styles_of};
+use super::network::run_network;
 use super::options::{st_default_frame, st_default_run_options};
 use super::pixels;
 use super::types::*;
@@ -22,6 +23,8 @@ use crate::sequence::{FrameInput, FrameOptions, Previous, Temporal};
 /// A run's settings, converted.
 struct Request {
     options: RunOptions,
+    /// `ST_ENGINE_NETWORK`: one pass of the handle's network.
+    network: bool,
     /// One value per pixel, the content's size.
     mask: Option<Vec<f32>>,
 }
@@ -30,6 +33,10 @@ struct Request {
 const RUN_OPTIONS_SIZE_0_1: usize = std::mem::offset_of!(st_run_options, quality);
 // The 0.1 struct ended at `tile_overlap` with no tail padding: its sizeof.
 const _: () = assert!(RUN_OPTIONS_SIZE_0_1 % std::mem::align_of::<st_run_options>() == 0);
+/// `st_run_options`'s size before `engine` (0.2 and 0.3).
+const RUN_OPTIONS_SIZE_0_3: usize = std::mem::offset_of!(st_run_options, engine);
+// The 0.3 struct ended at `render_scale` with no tail padding: its sizeof.
+const _: () = assert!(RUN_OPTIONS_SIZE_0_3 % std::mem::align_of::<st_run_options>() == 0);
 
 /// Long sides of the [`st_quality`] presets.
 fn quality_side(quality: u32) -> Result<Option<u32>> {
@@ -68,11 +75,16 @@ unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Re
     let o = if options.is_null() {
         defaults
     } else {
-        read_versioned(options, defaults, &[RUN_OPTIONS_SIZE_0_1], "run_options")?
+        read_versioned(options, defaults, &[RUN_OPTIONS_SIZE_0_1, RUN_OPTIONS_SIZE_0_3], "run_options")?
     };
     if o.iterations == 0 {
         return Err(Error::invalid("iterations", "must be at least 1"));
     }
+    let network = match o.engine {
+        v if v == st_engine::ST_ENGINE_OPTIMIZE as u32 => false,
+        v if v == st_engine::ST_ENGINE_NETWORK as u32 => true,
+        other => return Err(Error::invalid("engine", format!("unknown value {other}"))),
+    };
     let optimizer = match o.optimizer {
         v if v == st_optimizer::ST_OPTIMIZER_LBFGS as u32 => Optimizer::Lbfgs(default_lbfgs()),
         v if v == st_optimizer::ST_OPTIMIZER_ADAM as u32 => Optimizer::Adam(default_adam()),
@@ -127,7 +139,7 @@ unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Re
         },
         ..RunOptions::default()
     };
-    Ok(Request { options, mask })
+    Ok(Request { options, network, mask })
 }
 
 /// Plans the memory of a run of `options` (NULL: defaults) on a
@@ -192,7 +204,9 @@ pub unsafe extern "C" fn st_plan_memory(
 /// or when no style was added; `ST_CANCELLED` when the callback
 /// returned non-zero; `ST_BUSY` when called from inside a progress callback;
 /// `ST_OUT_OF_MEMORY`; `ST_DEVICE_ERROR`, `ST_INTERNAL_ERROR` for libtorch
-/// failures. One thread at a time per handle.
+/// failures; `ST_NETWORK_ERROR` for `ST_ENGINE_NETWORK` with no network
+/// loaded (the other fields of `options` say what such a run uses). One
+/// thread at a time per handle.
 #[no_mangle]
 pub unsafe extern "C" fn st_run(
     ctx: *mut st_context,
@@ -214,6 +228,10 @@ pub unsafe extern "C" fn st_run(
 /// The handle's style targets are computed once per size and reused by
 /// every frame. Everything else is as [`st_run`]: `output`, alpha, `mask`,
 /// progress, cancel and `options` (NULL: defaults).
+///
+/// With `ST_ENGINE_NETWORK` every frame is one pass of the network, as
+/// [`st_run`] makes it: `frame` is checked and its previous images are not
+/// used (the network's output depends on the frame alone).
 ///
 /// `frame` is read only and must not be NULL; both previous images NULL
 /// runs the frame on its own (a first frame, or a frame whose previous one
@@ -304,6 +322,33 @@ unsafe fn run_one(
         }
     };
     let (rgb, alpha) = content_view.to_rgb("content")?;
+    if request.network {
+        let image = run_network(context, &rgb, &request.options, &mut |done, total, (width, height)| {
+            let Some(callback) = progress else { return Flow::Continue };
+            let report = st_progress {
+                scale_index: 0,
+                scales: 1,
+                iteration: done as u32,
+                iterations: total as u32,
+                evaluation: done as u32,
+                total_evaluations: total as u32,
+                loss: 0.0,
+                content_loss: 0.0,
+                style_loss: 0.0,
+                tv_loss: 0.0,
+                width,
+                height,
+                temporal_loss: 0.0,
+            };
+            // SAFETY: the caller vouches for the callback and its user data.
+            if unsafe { callback(user_data, &report) } != 0 {
+                Flow::Cancel
+            } else {
+                Flow::Continue
+            }
+        })?;
+        return store(output_view, image, &rgb, request.mask.as_deref(), alpha.as_deref());
+    }
     let mut styles = styles_of(context)?;
     context.choose(|c| c.normalization = request.options.normalization)?;
     let mut on_progress = |p: &crate::run::Progress| {
@@ -347,10 +392,24 @@ unsafe fn run_one(
                 .output
         }
     };
-    let image = match &request.mask {
-        Some(mask) => blend_with_mask(&result.image, &rgb, mask)?,
-        None => result.image,
+    store(output_view, result.image, &rgb, request.mask.as_deref(), alpha.as_deref())
+}
+
+/// Writes a run's result, blended with the content through the mask if any.
+///
+/// # Safety
+/// `output` describes the caller's live output buffer.
+unsafe fn store(
+    output: pixels::View,
+    image: RgbImage,
+    content: &RgbImage,
+    mask: Option<&[f32]>,
+    alpha: Option<&[f32]>,
+) -> Result<(), Failure> {
+    let image = match mask {
+        Some(mask) => blend_with_mask(&image, content, mask)?,
+        None => image,
     };
-    output_view.store(&image, alpha.as_deref());
+    output.store(&image, alpha);
     Ok(())
 }

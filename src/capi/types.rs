@@ -190,6 +190,16 @@ pub enum st_normalization {
     ST_NORMALIZATION_REFERENCE = 1,
 }
 
+/// What a run computes with, for [`st_run_options`]`.engine`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum st_engine {
+    /// Optimise the image against the styles (Gatys et al.): the default.
+    ST_ENGINE_OPTIMIZE = 0,
+    /// One pass of the network loaded with `st_load_network`.
+    ST_ENGINE_NETWORK = 1,
+}
+
 /// Working-size presets for [`st_run_options`]`.quality`, the choices hosts
 /// show. A preset's long side is multiplied by `render_scale` and never
 /// exceeds the content's long side.
@@ -335,6 +345,18 @@ pub struct st_run_options {
     /// (OpenFX proxies render at 0.5 or 0.25). 0 means 1; NaN, infinite and
     /// negative values are refused. Added in 0.2.
     pub render_scale: f32,
+    /// One of [`st_engine`]. With `ST_ENGINE_NETWORK` the run is one pass
+    /// of the network `st_load_network` loaded, at the strength
+    /// `st_set_strength` set (0.5 by default; the weights of
+    /// `st_set_weights` do not apply), and these fields are used:
+    /// `working_size` and `quality` (0 and `ST_QUALITY_CUSTOM`: the
+    /// content's own size, not capped at 512), `mask`, `preserve_color`
+    /// (luminance; histogram is refused), `max_memory_mb` (0: no budget)
+    /// and `tile_size` (0: untiled within the budget); tiles join exactly.
+    /// The others are checked and ignored. Progress reports each tile pass
+    /// as an iteration, with losses of 0. Added in 0.4: a caller built
+    /// against an earlier header gets `ST_ENGINE_OPTIMIZE`.
+    pub engine: u32,
 }
 
 /// A frame of a sequence for [`st_run_frame`]: the frame before it and how

@@ -29,7 +29,7 @@ use crate::run::{Flow, RunOptions};
 #[no_mangle]
 pub unsafe extern "C" fn st_load_network(ctx: *mut st_context, path: *const c_char) -> st_status {
     ffi_boundary!(ctx, |context| {
-        let Some(mut slot) = try_network(context)? else { return Err(super::boundary::busy()) };
+        let Some(mut slot) = try_network(context) else { return Err(super::boundary::busy()) };
         match c_str(path, "path")? {
             None => *slot = None,
             Some(path) => *slot = Some(Network::load(Path::new(path), context.engine.device())?),
@@ -121,15 +121,16 @@ pub unsafe extern "C" fn st_network_info_free(info: *mut st_network_info) {
     })
 }
 
+/// The handle's loaded network, locked.
+type NetworkSlot<'a> = std::sync::MutexGuard<'a, Option<(Network, NetworkInfo)>>;
+
 /// The handle's network slot, unless a run holds it (a call from inside
-/// its progress callback): `Ok(None)` then.
-fn try_network(
-    context: &st_context,
-) -> Result<Option<std::sync::MutexGuard<'_, Option<(Network, NetworkInfo)>>>, Failure> {
+/// its progress callback): `None` then.
+fn try_network(context: &st_context) -> Option<NetworkSlot<'_>> {
     match context.network.try_lock() {
-        Ok(guard) => Ok(Some(guard)),
-        Err(std::sync::TryLockError::Poisoned(poisoned)) => Ok(Some(poisoned.into_inner())),
-        Err(std::sync::TryLockError::WouldBlock) => Ok(None),
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 
@@ -149,7 +150,7 @@ pub(super) fn run_network(
         let reason = "histogram matching recolours the style images, which a network does not use; use luminance";
         return Err(Error::invalid("preserve_color", reason).into());
     }
-    let Some(mut slot) = try_network(context)? else { return Err(super::boundary::busy()) };
+    let Some(mut slot) = try_network(context) else { return Err(super::boundary::busy()) };
     let Some((network, _)) = slot.as_mut() else {
         let reason = "no network is loaded (st_load_network) for ST_ENGINE_NETWORK";
         return Err(Error::Network { path: PathBuf::new(), reason: reason.into() }.into());

@@ -246,13 +246,15 @@ install-frei0r: frei0r-plugin
 
 # Fuzzes each of FUZZ_TARGETS for FUZZ_SECONDS (cargo-fuzz; stable Rust
 # through RUSTC_BOOTSTRAP): the pack loader, the pack-description reader,
-# the model loader and image files through st_add_style_file. New inputs go
+# the model loader, image files through st_add_style_file and the network
+# loader with its description reader. New inputs go
 # to build/fuzz-corpus/<target>, each run's output to build/fuzz-<target>.log;
 # the seeds in fuzz/corpus stay as committed (fuzz/make_seeds.py wrote them;
-# the pack targets share corpus/pack_loader). The memory limit leaves room
+# the pack targets share corpus/pack_loader; corpus/network_loader holds
+# a small trained network and edits of it). The memory limit leaves room
 # for the largest image file the library reads (2^27 pixels).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= pack_loader pack_info model_loader image_file
+FUZZ_TARGETS ?= pack_loader pack_info model_loader image_file network_loader
 TORCH_LIB = $$($(ROOT)/.venv/bin/python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 fuzz: venv model
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

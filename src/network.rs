@@ -406,17 +406,13 @@ impl Network {
     /// as they are). Normalisation runs in fp32 at every precision.
     fn converted_for(&mut self, precision: Precision) -> Result<()> {
         let kind = precision.kind();
-        if kind == Kind::Float {
-            self.converted = None;
-            return Ok(());
-        }
         if matches!(&self.converted, Some((k, _)) if *k == kind) {
             return Ok(());
         }
         let convs = self
             .params
             .iter()
-            .map(|p| Ok((p.weight.f_detach()?.f_to_kind(kind)?, p.bias.f_detach()?.f_to_kind(kind)?)))
+            .map(|p| Ok((channels_last(&p.weight.f_detach()?.f_to_kind(kind)?)?, p.bias.f_detach()?.f_to_kind(kind)?)))
             .collect::<Result<Vec<_>>>()?;
         self.converted = Some((kind, convs));
         Ok(())
@@ -449,7 +445,10 @@ impl Network {
                 block_input = Some(h.shallow_clone());
             }
             let pad = layer.kernel / 2;
-            let padded = h.f_reflection_pad2d([pad, pad, pad, pad])?;
+            let mut padded = h.f_reflection_pad2d([pad, pad, pad, pad])?;
+            if self.converted.is_some() {
+                padded = channels_last(&padded)?;
+            }
             let (weight, bias) = match &self.converted {
                 Some((_, convs)) => (&convs[i].0, &convs[i].1),
                 None => (&p.weight, &p.bias),
@@ -459,22 +458,42 @@ impl Network {
                 // The output layer: a change of the input.
                 return Ok(h.f_to_kind(Kind::Float)?.f_add(x)?);
             };
-            let h32 = h.f_to_kind(Kind::Float)?;
-            let (mean, var) = match stats {
-                Stats::Own => {
-                    let (var, mean) = h32.f_var_mean_correction([2i64, 3].as_slice(), 0, true)?;
-                    (mean, var)
-                }
-                // Every layer but the last is normalised: layer i holds normalisation i.
-                Stats::Given(given) => match given.get(i) {
-                    Some(s) => (s.mean.shallow_clone(), s.var.shallow_clone()),
-                    None => return Ok(h32),
-                },
-            };
             let n = strengths.len() as i64;
-            let gamma = anchors.f_mm(scale)?.f_view([n, layer.output, 1, 1])?;
-            let beta = anchors.f_mm(shift)?.f_view([n, layer.output, 1, 1])?;
-            let normed = h32.f_sub(&mean)?.f_div(&var.f_add_scalar(EPS)?.f_sqrt()?)?.f_mul(&gamma)?.f_add(&beta)?;
+            let gamma = anchors.f_mm(scale)?;
+            let beta = anchors.f_mm(shift)?;
+            // libtorch's group normalisation with one group per channel is
+            // instance normalisation, its statistics accumulated in fp32
+            // whatever the input's type. On the CPU it takes a bf16 or fp16
+            // input with fp32 scale and shift as they are (one fused pass);
+            // elsewhere the input goes to fp32 first.
+            let mixed = kind == Kind::Float || self.device == Device::Cpu;
+            let normed = match stats {
+                // One image: its strength's scale and shift in the same kernel.
+                Stats::Own if n == 1 => {
+                    let input = if mixed { h.shallow_clone() } else { h.f_to_kind(Kind::Float)? };
+                    input.f_group_norm(
+                        layer.output,
+                        Some(&gamma.f_view([layer.output])?),
+                        Some(&beta.f_view([layer.output])?),
+                        EPS,
+                        false,
+                    )?
+                }
+                Stats::Own => h
+                    .f_to_kind(Kind::Float)?
+                    .f_group_norm(layer.output, None::<&Tensor>, None::<&Tensor>, EPS, false)?
+                    .f_mul(&gamma.f_view([n, layer.output, 1, 1])?)?
+                    .f_add(&beta.f_view([n, layer.output, 1, 1])?)?,
+                // Every layer but the last is normalised: layer i holds normalisation i.
+                Stats::Given(given) => {
+                    let h32 = h.f_to_kind(Kind::Float)?;
+                    let Some(stats) = given.get(i) else { return Ok(h32) };
+                    // (h − mean)/√(var + ε)·γ + β as one scale and one shift per channel.
+                    let a = gamma.f_view([n, layer.output, 1, 1])?.f_mul(&stats.var.f_add_scalar(EPS)?.f_rsqrt()?)?;
+                    let b = beta.f_view([n, layer.output, 1, 1])?.f_sub(&stats.mean.f_mul(&a)?)?;
+                    h32.f_mul(&a)?.f_add(&b)?
+                }
+            };
             h = match layer.post {
                 Post::NormRelu => normed.f_relu()?,
                 Post::NormAdd => {
@@ -508,6 +527,23 @@ impl Network {
             }
         }
         out
+    }
+
+    /// One untiled pass over `x` (`[N, 3, H, W]` fp32 in display range on
+    /// the network's device, any H and W) at `strength` in `precision`,
+    /// without gradients: the result, `[N, 3, H, W]` fp32 clamped to 0..1,
+    /// stays on the device (for callers whose frames are there already).
+    pub fn stylize_tensor(&mut self, x: &Tensor, strength: f64, precision: Precision) -> Result<Tensor> {
+        self.converted_for(precision)?;
+        let size = x.size();
+        if size.len() != 4 || size[1] != 3 {
+            return Err(Error::invalid("network input", format!("{size:?} is not [N, 3, H, W]")));
+        }
+        tch::no_grad(|| {
+            let padded = pad_to_multiple(x, 4)?;
+            let y = self.forward(&padded, &vec![strength; size[0] as usize], &Stats::Own)?;
+            Ok(y.f_narrow(2, 0, size[2])?.f_narrow(3, 0, size[3])?.f_clamp(0.0, 1.0)?)
+        })
     }
 
     /// Stylises `content` at `strength` (0..1) in `precision`. Images whose
@@ -819,6 +855,12 @@ impl Network {
     pub fn is_network_path(path: &Path) -> bool {
         path.extension().is_some_and(|e| e.eq_ignore_ascii_case(NETWORK_EXTENSION))
     }
+}
+
+/// `t` with channels-last strides: libtorch picks the convolution's layout
+/// from its input's strides, and oneDNN and cuDNN are faster in it.
+fn channels_last(t: &Tensor) -> Result<Tensor> {
+    Ok(t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
 }
 
 /// How [`Network::stylize`] runs.

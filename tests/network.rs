@@ -148,6 +148,19 @@ fn tiles_join_without_seams() {
     assert!(passes > 1, "a budget of a third of the estimate did not tile");
     let worst = whole.data().iter().zip(tiled.data()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-4, "budget tiling: largest difference {worst}");
+    // bf16 (the automatic precision on CUDA and on CPUs with native bf16;
+    // emulated by libtorch elsewhere): close to fp32, tiled or not.
+    let bf16 = |tile: Option<u32>, network: &mut Network| {
+        let options = InferenceOptions { precision: Precision::Bf16, budget_bytes: None, tile_size: tile };
+        network.stylize(&content, 0.5, &options, &mut |_, _| Flow::Continue).unwrap()
+    };
+    let mean_difference = |a: &RgbImage, b: &RgbImage| {
+        a.data().iter().zip(b.data()).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / a.data().len() as f64
+    };
+    let (bf16_whole, bf16_tiled) = (bf16(None, &mut network), bf16(Some(24), &mut network));
+    let (to_fp32, tiled_to_whole) = (mean_difference(&bf16_whole, &whole), mean_difference(&bf16_tiled, &bf16_whole));
+    eprintln!("bf16: mean difference to fp32 {to_fp32:.5}, tiled to whole {tiled_to_whole:.5}");
+    assert!(to_fp32 < 0.01 && tiled_to_whole < 0.01, "bf16 differs: {to_fp32} from fp32, {tiled_to_whole} tiled");
     // Cancel stops it.
     let cancelled = network.stylize(&content, 0.5, &options, &mut |done, _| {
         if done == 2 {

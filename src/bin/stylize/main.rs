@@ -19,6 +19,7 @@ use styletransfer::{
     LineSearch, LiveWeights, LossTerms, MemoryOptions, Normalization, Optimizer, Plan, Precision, PreserveColor,
     Result, RunOptions, StyleImage, StylePack, StyleSet, Weights,
 };
+use styletransfer::{NetworkInfo, RgbImage};
 
 mod sequence;
 mod train;
@@ -174,6 +175,10 @@ enum Command {
     /// Network files.
     #[command(subcommand)]
     Net(train::NetCommand),
+    /// Score an image as the result for a content: the loss terms under the
+    /// fp32 objective (what the optimiser lowers, and a network is trained
+    /// on), as one JSON line.
+    Score(Box<train::ScoreArgs>),
     /// Describe the libtorch runtime this program loads: its version, its
     /// CUDA part, the CUDA shim, the CUDA devices. Fails when the version
     /// is not the one this program was built for.
@@ -290,6 +295,7 @@ fn main() -> ExitCode {
         Some(Command::Sequence(args)) => sequence::run(args),
         Some(Command::Train(args)) => train::train(args),
         Some(Command::Net(command)) => train::net(command),
+        Some(Command::Score(args)) => train::score(args),
         None => run(&cli),
     };
     match outcome {
@@ -633,84 +639,119 @@ fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// A network loaded for `--net`, with the run's settings that apply to it.
+struct NetRunner {
+    network: Network,
+    info: NetworkInfo,
+    strength: f64,
+    size: Option<u32>,
+    luminance: bool,
+    options: InferenceOptions,
+    device: tch::Device,
+}
+
+impl NetRunner {
+    /// Checks the settings that apply to a network run and loads `net`.
+    fn new(args: &RunArgs, net: &Path) -> Result<Self> {
+        if matches!(args.preserve_color, Some(PreserveColorArg::Histogram)) {
+            let reason = "histogram matching recolours the style images; use luminance with --net";
+            return Err(Error::invalid("preserve-color", reason));
+        }
+        let device = DeviceChoice::from_name(&args.device)
+            .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", args.device)))?;
+        match args.threads {
+            Some(0) => return Err(Error::invalid("threads", "must be at least 1")),
+            Some(threads) => tch::set_num_threads(threads as i32),
+            None => {}
+        }
+        let device = device.resolve()?;
+        let precision = args.precision.map(PrecisionArg::precision).unwrap_or_else(|| automatic_precision(device));
+        let (network, info) = Network::load(net, device)?;
+        Ok(Self {
+            network,
+            info,
+            strength: args.strength.unwrap_or(0.5),
+            size: args.size,
+            luminance: matches!(args.preserve_color, Some(PreserveColorArg::Luminance)),
+            options: InferenceOptions {
+                precision,
+                budget_bytes: args.max_memory_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+                tile_size: args.tile_size,
+            },
+            device,
+        })
+    }
+
+    /// Stylises `content` (at `--size` when given, the result resampled back
+    /// to the content's size); returns the image, the working size and the
+    /// number of tile passes.
+    fn stylize(&mut self, content: &RgbImage) -> Result<(RgbImage, (u32, u32), usize)> {
+        let (width, height) = (content.width(), content.height());
+        let working = match self.size {
+            Some(side) if side != width.max(height) => {
+                let scale = side as f64 / width.max(height) as f64;
+                let w = ((width as f64 * scale).round() as u32).max(1);
+                let h = ((height as f64 * scale).round() as u32).max(1);
+                content.resize(w, h)?
+            }
+            _ => content.clone(),
+        };
+        let bar = progress_bar("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} passes");
+        let mut passes = 0;
+        let result = self.network.stylize(&working, self.strength, &self.options, &mut |done, total| {
+            passes = total;
+            if let Some(bar) = &bar {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            Flow::Continue
+        });
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        let mut image = result?;
+        if (image.width(), image.height()) != (width, height) {
+            image = image.resize(width, height)?;
+        }
+        if self.luminance {
+            image = styletransfer::color::transfer_luminance(&image, content)?;
+        }
+        Ok((image, (working.width(), working.height()), passes))
+    }
+
+    fn device_name(&self) -> String {
+        styletransfer::device::device_name(self.device)
+    }
+}
+
 /// `stylize --net`: one pass of a network over the content.
 fn run_network(cli: &Cli, net: &Path, content_path: &Path, output_path: &Path) -> Result<()> {
-    let args = &cli.run;
     if cli.plan {
         return Err(Error::invalid("plan", "--plan describes optimisation runs, not --net"));
-    }
-    if matches!(args.preserve_color, Some(PreserveColorArg::Histogram)) {
-        return Err(Error::invalid(
-            "preserve-color",
-            "histogram matching recolours the style images; use luminance with --net",
-        ));
     }
     if cli.init != "content" {
         return Err(Error::invalid("init", "a network starts from nothing but the content; --init does not apply"));
     }
-    let strength = args.strength.unwrap_or(0.5);
-    let device = DeviceChoice::from_name(&args.device)
-        .ok_or_else(|| Error::invalid("device", format!("`{}` is not auto, cpu, cuda or cuda:N", args.device)))?;
-    let content = image::load(content_path)?;
-    match args.threads {
-        Some(0) => return Err(Error::invalid("threads", "must be at least 1")),
-        Some(threads) => tch::set_num_threads(threads as i32),
-        None => {}
-    }
-    let device = device.resolve()?;
-    let precision = args.precision.map(PrecisionArg::precision).unwrap_or_else(|| automatic_precision(device));
     let started = std::time::Instant::now();
-    let (mut network, info) = Network::load(net, device)?;
-    let (width, height) = (content.rgb.width(), content.rgb.height());
-    let working = match args.size {
-        Some(side) if side != width.max(height) => {
-            let scale = side as f64 / width.max(height) as f64;
-            let (w, h) =
-                (((width as f64 * scale).round() as u32).max(1), ((height as f64 * scale).round() as u32).max(1));
-            content.rgb.resize(w, h)?
-        }
-        _ => content.rgb.clone(),
-    };
-    let options = InferenceOptions {
-        precision,
-        budget_bytes: args.max_memory_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
-        tile_size: args.tile_size,
-    };
-    let bar = progress_bar("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} passes");
-    let mut passes = 0;
-    let result = network.stylize(&working, strength, &options, &mut |done, total| {
-        passes = total;
-        if let Some(bar) = &bar {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        }
-        Flow::Continue
-    });
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let mut image = result?;
-    if (image.width(), image.height()) != (width, height) {
-        image = image.resize(width, height)?;
-    }
-    if matches!(args.preserve_color, Some(PreserveColorArg::Luminance)) {
-        image = styletransfer::color::transfer_luminance(&image, &content.rgb)?;
-    }
+    let mut runner = NetRunner::new(&cli.run, net)?;
+    let content = image::load(content_path)?;
+    let (image, working, passes) = runner.stylize(&content.rgb)?;
     let seconds = started.elapsed().as_secs_f64();
     image::save(output_path, &image, content.alpha.as_deref(), content.high_depth)?;
-    if args.report.is_some() {
+    if cli.run.report.is_some() {
+        let device = runner.device_name();
         let line = serde_json::json!({
             "output": output_path.display().to_string(),
-            "network": info.name,
-            "strength": strength,
+            "network": runner.info.name,
+            "strength": runner.strength,
             "seconds": seconds,
-            "device": styletransfer::device::device_name(device),
-            "precision": precision.name(),
-            "content_size": [width, height],
-            "working_size": [working.width(), working.height()],
+            "device": device,
+            "precision": runner.options.precision.name(),
+            "content_size": [image.width(), image.height()],
+            "working_size": [working.0, working.1],
             "passes": passes,
             "tiled": passes > 1,
-            "peak_memory_mb": peak_memory_bytes(&styletransfer::device::device_name(device)).map(|b| b as f64 / (1024.0 * 1024.0)),
+            "peak_memory_mb": peak_memory_bytes(&device).map(|b| b as f64 / (1024.0 * 1024.0)),
         });
         println!("{line}");
     }

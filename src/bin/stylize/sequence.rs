@@ -378,6 +378,9 @@ pub fn run(args: &SequenceArgs) -> Result<()> {
         jobs.retain(|j| j.output.is_some());
     }
 
+    if let Some(net) = &args.run.net {
+        return network_frames(args, net, &jobs);
+    }
     if matches!(args.temporal, TemporalArg::Flow) && jobs.len() > 1 {
         // Loaded now, so that a missing OpenCV fails before any frame is written.
         styletransfer::runtime::flow_shim()?;
@@ -520,6 +523,69 @@ pub fn run(args: &SequenceArgs) -> Result<()> {
                 "first_frame_seconds": first_seconds,
                 "mean_frame_seconds": (frames_run > 0).then(|| frame_seconds / frames_run as f64),
                 "mean_later_frame_seconds": (later_frames > 0).then(|| later_seconds / later_frames as f64),
+                "seconds": started.elapsed().as_secs_f64(),
+            }})
+        );
+    }
+    Ok(())
+}
+
+/// `stylize sequence --net`: every frame one pass of the network, on its
+/// own (the result depends on the frame alone, so there is nothing to warm
+/// up and nothing to follow).
+fn network_frames(args: &SequenceArgs, net: &Path, jobs: &[Job]) -> Result<()> {
+    let started = Instant::now();
+    let mut runner = crate::NetRunner::new(&args.run, net)?;
+    let setup_seconds = started.elapsed().as_secs_f64();
+    let json = args.run.report.is_some();
+    let bar = progress_bar("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} frames, ETA {eta} {msg}");
+    let outputs: Vec<(&Job, &PathBuf)> = jobs.iter().filter_map(|j| j.output.as_ref().map(|o| (j, o))).collect();
+    if let Some(bar) = &bar {
+        bar.set_length(outputs.len() as u64);
+    }
+    let (mut computed, mut skipped, mut frame_seconds) = (0, 0, 0.0);
+    for (job, output) in outputs {
+        if args.resume && output.is_file() {
+            skipped += 1;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"frame": job.number, "output": output.display().to_string(), "skipped": true})
+                );
+            }
+        } else {
+            let frame_started = Instant::now();
+            let content = image::load(&job.input)?;
+            let (stylised, _, passes) = runner.stylize(&content.rgb)?;
+            image::save(output, &stylised, content.alpha.as_deref(), content.high_depth)?;
+            let seconds = frame_started.elapsed().as_secs_f64();
+            frame_seconds += seconds;
+            computed += 1;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "frame": job.number, "input": job.input.display().to_string(),
+                        "output": output.display().to_string(), "engine": "network", "passes": passes,
+                        "seconds": seconds, "precision": runner.options.precision.name(), "device": runner.device_name(),
+                    })
+                );
+            }
+        }
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"summary": {
+                "frames_written": computed, "frames_skipped": skipped, "engine": "network",
+                "setup_seconds": setup_seconds,
+                "mean_frame_seconds": (computed > 0).then(|| frame_seconds / computed as f64),
                 "seconds": started.elapsed().as_secs_f64(),
             }})
         );

@@ -65,6 +65,10 @@ pub struct TrainArgs {
     /// Continue from the checkpoint beside the output.
     #[arg(long)]
     resume: bool,
+    /// Stop after this many minutes (the network of the steps taken is
+    /// written; --resume goes on from there).
+    #[arg(long, value_name = "M")]
+    max_minutes: Option<f64>,
     /// Steps between checkpoints.
     #[arg(long, value_name = "N", default_value_t = 100)]
     checkpoint_every: u64,
@@ -90,6 +94,35 @@ pub struct TrainArgs {
     /// Print one JSON line at the end.
     #[arg(long)]
     json: bool,
+}
+
+/// `stylize score`'s arguments.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// The content image the result was made from.
+    #[arg(long, value_name = "PATH")]
+    content: PathBuf,
+    /// The result to score (the content's size).
+    #[arg(long, value_name = "PATH")]
+    image: PathBuf,
+    /// Style image; repeat for several styles.
+    #[arg(long, value_name = "PATH", required_unless_present = "style_pack")]
+    style: Vec<PathBuf>,
+    /// Blend weights of the styles, one per --style.
+    #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
+    style_blend: Option<Vec<f64>>,
+    /// Style pack, optionally with a blend weight; repeatable.
+    #[arg(long, value_name = "PACK[:W]")]
+    style_pack: Vec<String>,
+    /// Style strength 0..1 of the weights [default: 0.5, the default weights].
+    #[arg(long, value_name = "S", default_value_t = 0.5)]
+    strength: f64,
+    /// Style image size relative to the content's long side.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    style_scale: f64,
+    /// Model file.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
 }
 
 /// `stylize net`.
@@ -144,6 +177,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     // Everything that can be checked is checked before the model loads.
     if !Network::is_network_path(&args.output) {
         return Err(Error::invalid("output", format!("{} does not end in .stnet", args.output.display())));
+    }
+    if args.max_minutes.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+        return Err(Error::invalid("max-minutes", "must be a positive number"));
     }
     if args.checkpoint_every == 0 {
         return Err(Error::invalid("checkpoint-every", "must be at least 1"));
@@ -201,7 +237,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         bar.set_position(first_step);
     }
     let mut first_loss = None;
-    while !trainer.finished() {
+    let deadline = args.max_minutes.map(|m| Instant::now() + std::time::Duration::from_secs_f64(m * 60.0));
+    while !trainer.finished() && deadline.is_none_or(|d| Instant::now() < d) {
         let report = trainer.step()?;
         first_loss.get_or_insert(report.loss);
         if let Some(bar) = &bar {
@@ -238,6 +275,42 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         });
         println!("{line}");
     }
+    Ok(())
+}
+
+/// `stylize score`: the loss terms of an image as the result for a
+/// content, under the fp32 objective (relative normalisation, default
+/// weights at the strength), on the CPU; one JSON line.
+pub fn score(args: &ScoreArgs) -> Result<()> {
+    let blend = blend_weights(&args.style_blend, args.style.len())?;
+    let weights = Weights::with_strength(Weights::defaults(Normalization::Relative), args.strength)?;
+    let content = image::load(&args.content)?.rgb;
+    let result = image::load(&args.image)?.rgb;
+    let mut styles = Vec::with_capacity(args.style.len());
+    for (path, weight) in args.style.iter().zip(&blend) {
+        styles.push(StyleImage { image: image::load(path)?.rgb, weight: *weight });
+    }
+    let mut styles = StyleSet::new(styles)?;
+    let engine = Engine::new(&EngineOptions {
+        model_path: find_model(args.model.as_deref())?,
+        device: DeviceChoice::Cpu,
+        precision: Some(styletransfer::Precision::Fp32),
+        bf16_kernels: None,
+        threads: None,
+    })?;
+    for (path, weight) in args.style_pack.iter().map(|p| pack_argument(p)) {
+        styles.add_pack(StylePack::load(&path, engine.model().weights_sha256())?, weight)?;
+    }
+    let terms = styletransfer::train::score(
+        &engine,
+        &content,
+        &result,
+        &mut styles,
+        &weights,
+        Normalization::Relative,
+        args.style_scale,
+    )?;
+    println!("{}", serde_json::json!({ "image": args.image.display().to_string(), "loss": crate::loss_json(&terms) }));
     Ok(())
 }
 

@@ -13,6 +13,10 @@
  * used when present; render thread safety is instance-safe (one render at a
  * time per instance, instances in parallel); style targets are cached per
  * instance until a style parameter (or the style clip's pixels) changes.
+ * Engine "Network" runs each frame through one pass of a network trained
+ * with `stylize train` (a .stnet file, loaded once per instance until the
+ * file parameter or the device changes) at the frame's own size: the style
+ * parameters, iterations, quality and the temporal modes do not apply.
  *
  * Every failure is an error status with a persistent message through the
  * message suite, cleared by the next successful render.
@@ -50,6 +54,8 @@
 #define P_TEMPORAL "temporal"
 #define P_TEMPORAL_WEIGHT "temporalWeight"
 #define P_DEVICE "device"
+#define P_ENGINE "engine"
+#define P_NETWORK_FILE "networkFile"
 
 static OfxHost *host;
 static const OfxPropertySuiteV1 *props;
@@ -64,6 +70,7 @@ typedef struct {
     st_context *ctx;       /* created at first render, for `device` */
     int ctx_device;        /* the device choice it was made for */
     char *style_key;       /* what the loaded style came from (NULL: none) */
+    char *network_key;     /* the network file loaded into ctx (NULL: none) */
     void *last_output;     /* last rendered frame, RGBA float top-down (temporal mode) */
     int last_width, last_height;
     double last_time;
@@ -182,6 +189,22 @@ static OfxStatus describe_in_context(OfxImageEffectHandle effect) {
     OfxParamSetHandle set;
     effects->getParamSet(effect, &set);
     OfxPropertySetHandle p;
+    p = define(set, kOfxParamTypeChoice, P_ENGINE, "Engine",
+               "Optimise: repaint each frame by optimisation against the style (best quality; seconds to minutes a "
+               "frame). Network: one pass of a network trained on the style with `stylize train` (a fraction of a "
+               "second a frame; the style and quality parameters do not apply).");
+    props->propSetString(p, kOfxParamPropChoiceOption, 0, "Optimise");
+    props->propSetString(p, kOfxParamPropChoiceOption, 1, "Network");
+    props->propSetInt(p, kOfxParamPropDefault, 0, 0);
+    props->propSetInt(p, kOfxParamPropAnimates, 0, 0);
+
+    p = define(set, kOfxParamTypeString, P_NETWORK_FILE, "Network file",
+               "The network (.stnet) the Network engine runs, as `stylize train` writes it.");
+    props->propSetString(p, kOfxParamPropStringMode, 0, kOfxParamStringIsFilePath);
+    props->propSetInt(p, kOfxParamPropStringFilePathExists, 0, 1);
+    props->propSetString(p, kOfxParamPropDefault, 0, "");
+    props->propSetInt(p, kOfxParamPropAnimates, 0, 0);
+
     p = define(set, kOfxParamTypeString, P_STYLE_FILE, "Style file",
                "A style image or a style pack (.stpack). Used when no pack is chosen and the Style input is empty.");
     props->propSetString(p, kOfxParamPropStringMode, 0, kOfxParamStringIsFilePath);
@@ -279,11 +302,17 @@ static void forget_style(Instance *inst) {
     inst->style_key = NULL;
 }
 
+static void forget_network(Instance *inst) {
+    free(inst->network_key);
+    inst->network_key = NULL;
+}
+
 static OfxStatus destroy_instance(OfxImageEffectHandle effect) {
     Instance *inst = instance_of(effect);
     if (inst) {
         st_destroy(inst->ctx);
         forget_style(inst);
+        forget_network(inst);
         free(inst->last_output);
         free(inst);
     }
@@ -299,10 +328,12 @@ static OfxStatus instance_changed(OfxImageEffectHandle effect, OfxPropertySetHan
     if ((strcmp(type, kOfxTypeParameter) == 0 && (!strcmp(name, P_STYLE_FILE) || !strcmp(name, P_STYLE_PACK))) ||
         (strcmp(type, kOfxTypeClip) == 0 && strcmp(name, CLIP_STYLE) == 0))
         forget_style(inst);
+    if (strcmp(type, kOfxTypeParameter) == 0 && strcmp(name, P_NETWORK_FILE) == 0) forget_network(inst);
     if (strcmp(type, kOfxTypeParameter) == 0 && strcmp(name, P_DEVICE) == 0) {
         st_destroy(inst->ctx); /* made again for the new device at the next render */
         inst->ctx = NULL;
         forget_style(inst);
+        forget_network(inst);
     }
     return kOfxStatOK;
 }
@@ -313,6 +344,7 @@ static OfxStatus purge_caches(OfxImageEffectHandle effect) {
         st_destroy(inst->ctx);
         inst->ctx = NULL;
         forget_style(inst);
+        forget_network(inst);
         free(inst->last_output);
         inst->last_output = NULL;
     }
@@ -346,10 +378,11 @@ static OfxStatus regions_of_interest(OfxImageEffectHandle effect, OfxPropertySet
 static OfxStatus frames_needed(OfxImageEffectHandle effect, OfxPropertySetHandle in_args,
                                OfxPropertySetHandle out_args) {
     OfxTime time;
-    int temporal = 0;
+    int temporal = 0, engine = 0;
     props->propGetDouble(in_args, kOfxPropTime, 0, &time);
     params->paramGetValueAtTime(param(effect, P_TEMPORAL), time, &temporal);
-    double range[2] = {temporal == 2 ? time - 1.0 : time, time};
+    params->paramGetValueAtTime(param(effect, P_ENGINE), time, &engine);
+    double range[2] = {temporal == 2 && engine == 0 ? time - 1.0 : time, time};
     props->propSetDoubleN(out_args, "OfxImageClipPropFrameRange_" kOfxImageEffectSimpleSourceClipName, 2, range);
     return kOfxStatOK;
 }
@@ -493,6 +526,7 @@ static OfxStatus ensure_context(OfxImageEffectHandle effect, Instance *inst, int
     st_destroy(inst->ctx);
     inst->ctx = NULL;
     forget_style(inst);
+    forget_network(inst);
     st_options options;
     st_default_options(&options);
     options.device = st_device_name((uint32_t)device);
@@ -577,6 +611,20 @@ static OfxStatus ensure_style(OfxImageEffectHandle effect, Instance *inst, OfxTi
     return kOfxStatOK;
 }
 
+/* Loads the network file into the context unless it is the one loaded. */
+static OfxStatus ensure_network(OfxImageEffectHandle effect, Instance *inst, OfxTime time) {
+    char *file = NULL;
+    params->paramGetValueAtTime(param(effect, P_NETWORK_FILE), time, &file);
+    if (!file || !*file)
+        return fail(effect, kOfxStatFailed, "Style Transfer: the Network engine needs a network file (.stnet).");
+    if (inst->network_key && strcmp(inst->network_key, file) == 0) return kOfxStatOK;
+    forget_network(inst);
+    if (st_load_network(inst->ctx, file) != ST_OK)
+        return fail(effect, kOfxStatFailed, "Style Transfer: network file: %s", st_last_error(inst->ctx));
+    inst->network_key = strdup(file);
+    return kOfxStatOK;
+}
+
 static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
     Instance *inst = instance_of(effect);
     if (!inst) return kOfxStatErrBadHandle;
@@ -590,7 +638,7 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
         return fail(effect, kOfxStatFailed, "Style Transfer: the render window %d,%d-%d,%d is empty.", window.x1,
                     window.y1, window.x2, window.y2);
 
-    int device = 0, iterations = 100, quality = 1, preserve = 0, seed = 0, temporal = 0;
+    int device = 0, iterations = 100, quality = 1, preserve = 0, seed = 0, temporal = 0, engine = 0;
     double strength = 0.5, temporal_weight = 0;
     params->paramGetValueAtTime(param(effect, P_DEVICE), time, &device);
     params->paramGetValueAtTime(param(effect, P_ITERATIONS), time, &iterations);
@@ -600,6 +648,8 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     params->paramGetValueAtTime(param(effect, P_TEMPORAL), time, &temporal);
     params->paramGetValueAtTime(param(effect, P_TEMPORAL_WEIGHT), time, &temporal_weight);
     params->paramGetValueAtTime(param(effect, P_STRENGTH), time, &strength);
+    params->paramGetValueAtTime(param(effect, P_ENGINE), time, &engine);
+    if (engine == 1) temporal = 0; /* a network's frame depends on that frame alone */
 
     OfxImageClipHandle source_clip, output_clip, mask_clip = NULL;
     effects->clipGetHandle(effect, kOfxImageEffectSimpleSourceClipName, &source_clip, NULL);
@@ -623,7 +673,8 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
         goto done;
     }
     if ((status = ensure_context(effect, inst, device)) != kOfxStatOK) goto done;
-    if ((status = ensure_style(effect, inst, time)) != kOfxStatOK) goto done;
+    if ((status = engine == 1 ? ensure_network(effect, inst, time) : ensure_style(effect, inst, time)) != kOfxStatOK)
+        goto done;
     if (st_set_strength(inst->ctx, (float)strength) != ST_OK) {
         status = fail(effect, kOfxStatFailed, "Style Transfer: %s", st_last_error(inst->ctx));
         goto done;
@@ -644,6 +695,10 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_arg
     /* The preset is the working size at full resolution; proxies scale it down. */
     run.quality = (uint32_t)(ST_QUALITY_PREVIEW + (quality < 0 ? 0 : quality > 2 ? 2 : quality));
     run.render_scale = (float)scale.x;
+    if (engine == 1) { /* the network at the frame's own size (the host scales proxies) */
+        run.engine = ST_ENGINE_NETWORK;
+        run.quality = ST_QUALITY_CUSTOM;
+    }
     /* Temporal modes: the frame before, when this instance rendered it last
      * (its result is kept) and, to follow the motion, the host gives its Source. */
     st_frame frame;

@@ -21,7 +21,9 @@ content and stays closer to frame 1; rendering frames 1..6 of a synthetic pan
 (tools/make_sequence.py) in the "follow the motion" mode gives a lower
 warping error against the true motion than temporal off, and keeps the
 style; a frame rendered alone in that mode (a render-farm job) is rendered on
-its own, with a warning. Exits non-zero on the first failure.
+its own, with a warning; the Network engine gives the CLI's --net result
+(full size and render scale 0.5), and a missing or bad network file is an
+error message. Exits non-zero on the first failure.
 """
 import argparse
 import os
@@ -238,6 +240,33 @@ def main():
     expect_statuses(renders, [OK], "style pack")
     print("ok: style pack from the menu")
 
+    # The Network engine: one pass of a network trained with `stylize train`,
+    # the CLI's --net result at full size and at render scale 0.5.
+    net = f"{w}/net.stnet"
+    trained = subprocess.run([args.stylize, "train", "--style", f"{w}/style.png", "--images", f"{w}/frame0-rgb.png",
+                              "-o", net, "--size", "32", "--steps", "20", "--width", "8", "--blocks", "1",
+                              "--device", "cpu"], capture_output=True, text=True)
+    if trained.returncode != 0:
+        fail(f"stylize train failed: {trained.stderr}")
+    for i, (frame, suffix) in enumerate(((frames[0], ""), (frames[1], ""), (f"{w}/frame0-half.png", "-half"))):
+        out = f"{w}/cli-net{i}{suffix}.png"
+        ran = subprocess.run([args.stylize, "--net", net, "--content", frame, "-o", out, "--strength", str(STRENGTH),
+                              "--device", "cpu"], capture_output=True, text=True)
+        if ran.returncode != 0:
+            fail(f"stylize --net failed: {ran.stderr}")
+    network = {"engine": 1, "networkFile": net, "styleFile": "", "iterations": 1}
+    renders, messages, _, _ = host(args, "--source", both, "--frames", "0,1", "--depth", "float",
+                                   "--out", f"{w}/net%d.png", params=network)
+    expect_statuses(renders, [OK, OK], "network engine")
+    for i in range(2):
+        compare(f"network engine, frame {i + 1}", f"{w}/net{i}.png", f"{w}/cli-net{i}.png", frames[i],
+                check_style=False)
+    renders, _, _, _ = host(args, "--source", frames[0], "--scale", "0.5", "--out", f"{w}/net-half%d.png",
+                            params=network)
+    expect_statuses(renders, [OK], "network engine at render scale 0.5")
+    compare("network engine, render scale 0.5", f"{w}/net-half0.png", f"{w}/cli-net2-half.png",
+            f"{w}/frame0-half.png", check_style=False)
+
     # Abort midway, then render again, under AddressSanitizer with leak checking.
     abort_iterations = 200
     renders, _, _, seconds = host(args, "--source", frames[0], "--abort-after", "2", "--render-again",
@@ -257,6 +286,11 @@ def main():
         ("empty render window", ["--source", frames[0], "--window", "0,0,0,0"], {}, "render window"),
         ("half-float depth", ["--source", frames[0], "--depth", "half"], {}, "depth"),
         ("YUVA components", ["--source", frames[0], "--components", "YUVA"], {}, "components"),
+        ("network engine without a file", ["--source", frames[0]], {"engine": 1}, "network file"),
+        ("missing network file", ["--source", frames[0]], {"engine": 1, "networkFile": f"{w}/none.stnet"},
+         "network file"),
+        ("a style image as the network", ["--source", frames[0]], {"engine": 1, "networkFile": f"{w}/style.png"},
+         "not a network file"),
     ]
     for what, extra, params, needle in bad:
         renders, messages, out, _ = host(args, *extra, "--out", f"{w}/bad%d.png", params=params)

@@ -12,7 +12,9 @@ Checks, for RGBA 8-bit, gray 8-bit, RGB 16-bit and float layers: the filter's
 pixels equal the CLI's for the same parameters (tolerance: 8-bit rounding),
 alpha is untouched, pixels outside a rectangular selection are untouched;
 bad input (missing style, non-image style, indexed image, 1x1 layer) gives a
-PDB error with a clear message and the next batch command still succeeds.
+PDB error with a clear message and the next batch command still succeeds;
+the network engine gives the CLI's --net result, and a missing or bad
+network file is a PDB error.
 Exits non-zero, saying why, on the first failure.
 """
 import argparse
@@ -137,17 +139,20 @@ def script(gimp, work):
         load = '(car (gimp-file-load RUN-NONINTERACTIVE "{p}" "{p}"))'
         layer = "(car (gimp-image-get-active-drawable image))"
         save = '(gimp-file-save RUN-NONINTERACTIVE image drawable "{p}" "{p}")'
-        call = '(plug-in-style-transfer RUN-NONINTERACTIVE image drawable "{s}" {st} {it} 0 FALSE 1)'
+        call = '(plug-in-style-transfer RUN-NONINTERACTIVE image drawable "{s}" {st} {it} 0 FALSE 1{engine})'
+        engines = {"optimize": " 0 \"\"", "network": ' 1 "{net}"'}
     else:
         load = '(gimp-file-load RUN-NONINTERACTIVE "{p}")'
         layer = "(vector-ref (gimp-image-get-layers image) 0)"
         save = '(gimp-file-save RUN-NONINTERACTIVE image "{p}" -1)'
         call = ('(plug-in-style-transfer #:run-mode RUN-NONINTERACTIVE #:image image #:drawables (vector drawable) '
-                '#:style "{s}" #:strength {st} #:iterations {it} #:quality "preview" #:preserve-color #f #:device "cpu")')
+                '#:style "{s}" #:strength {st} #:iterations {it} #:quality "preview" #:preserve-color #f #:device "cpu"'
+                '{engine})')
+        engines = {"optimize": "", "network": ' #:engine "network" #:network "{net}"'}
 
-    def scenario(src, dst, before="", style=f"{w}/style.png", failing=False):
+    def scenario(src, dst, before="", style=f"{w}/style.png", failing=False, engine="optimize", net=f"{w}/net.stnet"):
         body = (f'(let* ((image {load.format(p=f"{w}/{src}")}) (drawable {layer})) {before} '
-                f'{call.format(s=style, st=STRENGTH, it=ITERATIONS)} '
+                f'{call.format(s=style, st=STRENGTH, it=ITERATIONS, engine=engines[engine].format(net=net))} '
                 f'{save.format(p=f"{w}/{dst}")} (gimp-image-delete image))')
         # GIMP 2.10 goes on after a failed batch command; GIMP 3 stops the
         # batch, so there the expected failures are caught in Scheme (GIMP
@@ -171,6 +176,9 @@ def script(gimp, work):
         scenario("rgb.png", "err-indexed.png", before=indexed, failing=True),
         scenario("tiny.png", "err-tiny.png", failing=True),
         scenario("rgb.png", "gimp-after-errors.png"),
+        scenario("rgba.png", "gimp-net.png", style="", engine="network"),
+        scenario("rgb.png", "err-net-missing.png", style="", engine="network", net=f"{w}/none.stnet", failing=True),
+        scenario("rgb.png", "err-net-notnet.png", style="", engine="network", net=f"{w}/style.png", failing=True),
     ]
 
 
@@ -257,19 +265,31 @@ def main():
     cli(args.stylize, args.work, "gray.png", "cli-gray.png")
     cli(args.stylize, args.work, "rgb16.png", "cli-rgb16.png")
     cli(args.stylize, args.work, "rgb.png", "cli-rgb.png")
+    # A small network for the network engine, and the CLI's --net result.
+    w = args.work
+    for cmd in ([args.stylize, "train", "--style", f"{w}/style.png", "--images", f"{w}/rgb.png", "-o", f"{w}/net.stnet",
+                 "--size", "32", "--steps", "20", "--width", "8", "--blocks", "1", "--device", "cpu"],
+                [args.stylize, "--net", f"{w}/net.stnet", "--content", f"{w}/rgba.png", "-o", f"{w}/cli-net.png",
+                 "--strength", str(STRENGTH), "--device", "cpu"]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"CLI failed: {r.stderr}")
 
     r, log_path = run_gimp(args, script(args.gimp, args.work))
     log = open(log_path).read()
     print(f"GIMP {args.gimp}: exit {r.returncode}, log {log_path}")
     for out in ["gimp-rgba.png", "gimp-gray.png", "gimp-rgb16.png", "gimp-float.png", "gimp-selection.png",
-                "gimp-after-errors.png"]:
+                "gimp-after-errors.png", "gimp-net.png"]:
         if not os.path.exists(f"{args.work}/{out}"):
             fail(f"GIMP {args.gimp} did not write {out}; log in {log_path}:\n{log[-3000:]}")
-    for out in ["err-missing.png", "err-notimage.png", "err-indexed.png", "err-tiny.png"]:
+    for out in ["err-missing.png", "err-notimage.png", "err-indexed.png", "err-tiny.png", "err-net-missing.png",
+                "err-net-notnet.png"]:
         if os.path.exists(f"{args.work}/{out}"):
             fail(f"{out} was written although the filter should have failed")
+    # (GIMP 3 refuses a file argument naming no file before the plug-in runs.)
     for needle in ["no-such-style.png", "not-an-image.png", "convert the indexed image to RGB first",
-                   "too small: both sides"]:
+                   "too small: both sides", "style.png: not a network file"] + \
+            (["none.stnet: cannot read"] if args.gimp == 2 else []):
         if needle not in log:
             fail(f"the GIMP log lacks the error message about `{needle}`; log in {log_path}")
 
@@ -278,6 +298,7 @@ def main():
     compare(args.work, "gimp-rgb16.png", "cli-rgb16.png")
     compare(args.work, "gimp-float.png", "cli-rgb.png")
     compare(args.work, "gimp-after-errors.png", "cli-rgb.png")
+    compare(args.work, "gimp-net.png", "cli-net.png")
     source = read_png(f"{args.work}/rgba.png")
     result = read_png(f"{args.work}/gimp-rgba.png")
     if np.abs(source[..., 3] - result[..., 3]).max() != 0:

@@ -1,7 +1,8 @@
 /*
  * GIMP 3.0 shim of the style-transfer filter: a GimpPlugIn with one image
  * procedure and its arguments (which GIMP turns into the dialog and
- * remembers as last values). The filtering (selection, shadow buffer,
+ * remembers as last values), and the dialog's preview and style-pack menu
+ * with thumbnails. The filtering (selection, shadow buffer,
  * progress) is in ../common/st-gimp.c, which talks to the library through
  * styletransfer.h.
  */
@@ -62,6 +63,84 @@ static gboolean pack_path(gint index, gchar *out, gsize size) {
     return found;
 }
 
+/* The filter's parameters as the procedure's config holds them. */
+static void params_from_config(GimpProcedureConfig *config, StGimpParams *params) {
+    st_gimp_params_default(params);
+    gchar *style = NULL;
+    GFile *network = NULL;
+    g_object_get(config, "style", &style, "strength", &params->strength, "iterations", &params->iterations,
+                 "preserve-color", &params->preserve_color, "network", &network, NULL);
+    params->quality = gimp_procedure_config_get_choice_id(config, "quality");
+    params->device = gimp_procedure_config_get_choice_id(config, "device");
+    params->engine = gimp_procedure_config_get_choice_id(config, "engine");
+    gint pack = gimp_procedure_config_get_choice_id(config, "style-pack");
+    if (!pack_path(pack, params->style, sizeof params->style) && style) g_strlcpy(params->style, style, sizeof params->style);
+    if (network) {
+        gchar *path = g_file_get_path(network);
+        if (path) g_strlcpy(params->network, path, sizeof params->network);
+        g_free(path);
+        g_object_unref(network);
+    }
+    g_free(style);
+}
+
+/* What the dialog's preview needs. */
+typedef struct {
+    GimpProcedureConfig *config;
+    GimpDrawable *drawable;
+    StGimpPreview state;
+} Preview;
+
+static void on_preview_invalidated(GimpPreview *preview, Preview *data) {
+    StGimpParams params;
+    params_from_config(data->config, &params);
+    gchar *error = NULL;
+    if (!st_gimp_preview_update(&data->state, &params, preview, data->drawable, &error)) {
+        g_message("Style transfer preview: %s", error);
+        g_free(error);
+    }
+}
+
+static void on_pack_chosen(GtkWidget *combo, GimpProcedureConfig *config) {
+    gint value = 0;
+    if (!gimp_int_combo_box_get_active(GIMP_INT_COMBO_BOX(combo), &value)) return;
+    gchar *nick = value > 0 ? g_strdup_printf("pack-%d", value - 1) : g_strdup("none");
+    g_object_set(config, "style-pack", nick, NULL);
+    g_free(nick);
+}
+
+/* The dialog: a preview of the layer (stylised by the network engine), the
+ * style packs with their thumbnails, then the procedure's other arguments. */
+static gboolean dialog(GimpProcedure *procedure, GimpProcedureConfig *config, GimpDrawable *drawable) {
+    gimp_ui_init(ST_GIMP_BINARY);
+    GtkWidget *dlg = gimp_procedure_dialog_new(procedure, config, "Style Transfer");
+    GtkWidget *content = gtk_dialog_get_content_area(GTK_DIALOG(dlg));
+    Preview data = {config, drawable, {0}};
+    GtkWidget *preview = gimp_drawable_preview_new_from_drawable(drawable);
+    gtk_box_pack_start(GTK_BOX(content), preview, TRUE, TRUE, 0);
+    gtk_widget_show(preview);
+    g_signal_connect(preview, "invalidated", G_CALLBACK(on_preview_invalidated), &data);
+
+    GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    GtkWidget *label = gtk_label_new_with_mnemonic("Style _pack");
+    GtkWidget *packs = st_gimp_pack_combo(gimp_procedure_config_get_choice_id(config, "style-pack"),
+                                          G_CALLBACK(on_pack_chosen), config);
+    gtk_label_set_mnemonic_widget(GTK_LABEL(label), packs);
+    gtk_box_pack_start(GTK_BOX(row), label, FALSE, FALSE, 0);
+    gtk_box_pack_start(GTK_BOX(row), packs, TRUE, TRUE, 0);
+    gtk_box_pack_start(GTK_BOX(content), row, FALSE, FALSE, 0);
+    gtk_widget_show_all(row);
+
+    gimp_procedure_dialog_fill(GIMP_PROCEDURE_DIALOG(dlg), "engine", "network", "style", "strength", "iterations",
+                               "quality", "preserve-color", "device", NULL);
+    g_signal_connect_swapped(config, "notify", G_CALLBACK(gimp_preview_invalidate), preview);
+    gboolean ok = gimp_procedure_dialog_run(GIMP_PROCEDURE_DIALOG(dlg));
+    g_signal_handlers_disconnect_by_data(config, preview);
+    gtk_widget_destroy(dlg);
+    st_gimp_preview_free(&data.state);
+    return ok;
+}
+
 static GimpValueArray *plugin_run(GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
                               GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data) {
     (void)image;
@@ -71,27 +150,11 @@ static GimpValueArray *plugin_run(GimpProcedure *procedure, GimpRunMode run_mode
         return failure(procedure, GIMP_PDB_CALLING_ERROR, "Style transfer works on exactly one layer.");
     GimpDrawable *drawable = drawables[0];
 
-    if (run_mode == GIMP_RUN_INTERACTIVE) {
-        gimp_ui_init(ST_GIMP_BINARY);
-        GtkWidget *dialog = gimp_procedure_dialog_new(procedure, config, "Style Transfer");
-        gimp_procedure_dialog_fill(GIMP_PROCEDURE_DIALOG(dialog), NULL);
-        gboolean ok = gimp_procedure_dialog_run(GIMP_PROCEDURE_DIALOG(dialog));
-        gtk_widget_destroy(dialog);
-        if (!ok) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
-    }
+    if (run_mode == GIMP_RUN_INTERACTIVE && !dialog(procedure, config, drawable))
+        return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
 
     StGimpParams params;
-    st_gimp_params_default(&params);
-    gchar *style = NULL;
-    gint pack = 0;
-    g_object_get(config, "style", &style, "strength", &params.strength, "iterations", &params.iterations,
-                 "preserve-color", &params.preserve_color, NULL);
-    params.quality = gimp_procedure_config_get_choice_id(config, "quality");
-    params.device = gimp_procedure_config_get_choice_id(config, "device");
-    pack = gimp_procedure_config_get_choice_id(config, "style-pack");
-    if (!pack_path(pack, params.style, sizeof params.style) && style) g_strlcpy(params.style, style, sizeof params.style);
-    g_free(style);
-
+    params_from_config(config, &params);
     gchar *error = NULL;
     GimpPDBStatusType status = st_gimp_filter(&params, drawable, run_mode != GIMP_RUN_NONINTERACTIVE, &error);
     if (status != GIMP_PDB_SUCCESS) {
@@ -131,6 +194,15 @@ static GimpProcedure *st_create_procedure(GimpPlugIn *plug_in, const gchar *name
     gimp_procedure_add_boolean_argument(procedure, "preserve-color", "_Preserve colours",
                                         "Keep the layer's colours (luminance-only transfer)", FALSE,
                                         G_PARAM_READWRITE);
+    gimp_procedure_add_choice_argument(
+        procedure, "engine", "_Engine",
+        "Optimise the layer against the style, or run a network trained on a style (`stylize train`) in one pass",
+        gimp_choice_new_with_values("optimize", ST_ENGINE_OPTIMIZE, "Optimise (best quality)", NULL, "network",
+                                    ST_ENGINE_NETWORK, "Network (one pass, fast)", NULL, NULL),
+        "optimize", G_PARAM_READWRITE);
+    gimp_procedure_add_file_argument(procedure, "network", "_Network",
+                                     "The network file (.stnet) of the network engine, made by `stylize train`",
+                                     GIMP_FILE_CHOOSER_ACTION_OPEN, TRUE, NULL, G_PARAM_READWRITE);
     gimp_procedure_add_choice_argument(procedure, "device", "_Device", "Where to compute",
                                        gimp_choice_new_with_values("auto", ST_DEVICE_AUTO, "Automatic (GPU if present)",
                                                                    NULL, "cpu", ST_DEVICE_CPU, "CPU", NULL, "gpu",

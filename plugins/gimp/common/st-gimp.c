@@ -275,6 +275,11 @@ static GdkPixbuf *pack_thumbnail(const char *path, gint height) {
 
 GtkWidget *st_gimp_pack_combo(gint active, GCallback changed, gpointer data) {
     GtkWidget *combo = gimp_int_combo_box_new("(the style image below)", 0, NULL);
+    /* The thumbnail before the name (the combo's own cells show icon names and labels). */
+    GtkCellRenderer *thumbnail_cell = gtk_cell_renderer_pixbuf_new();
+    gtk_cell_layout_pack_start(GTK_CELL_LAYOUT(combo), thumbnail_cell, FALSE);
+    gtk_cell_layout_reorder(GTK_CELL_LAYOUT(combo), thumbnail_cell, 0);
+    gtk_cell_layout_set_attributes(GTK_CELL_LAYOUT(combo), thumbnail_cell, "pixbuf", GIMP_INT_STORE_PIXBUF, NULL);
     st_style_list *list = NULL;
     if (st_list_styles(&list) == ST_OK) {
         for (size_t i = 0; i < list->count; i++) {

@@ -121,7 +121,7 @@ static gboolean dialog(StGimpParams *params, gint32 drawable) {
     st_style_list_free(packs);
     state.pack = active;
     GtkWidget *pack_combo = st_gimp_pack_combo(active, G_CALLBACK(on_pack_changed), &state);
-    gimp_table_attach_aligned(GTK_TABLE(grid), 0, 2, "Style _pack:", 0.0, 0.5, pack_combo, 2, FALSE);
+    gimp_table_attach_aligned(GTK_TABLE(grid), 0, 2, "Style pac_k:", 0.0, 0.5, pack_combo, 2, FALSE);
 
     state.file_chooser = gtk_file_chooser_button_new("Style image", GTK_FILE_CHOOSER_ACTION_OPEN);
     if (active == 0 && params->style[0]) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(state.file_chooser), params->style);

@@ -122,7 +122,7 @@ static gboolean dialog(GimpProcedure *procedure, GimpProcedureConfig *config, Gi
     g_signal_connect(preview, "invalidated", G_CALLBACK(on_preview_invalidated), &data);
 
     GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
-    GtkWidget *label = gtk_label_new_with_mnemonic("Style _pack");
+    GtkWidget *label = gtk_label_new_with_mnemonic("Style pac_k");
     GtkWidget *packs = st_gimp_pack_combo(gimp_procedure_config_get_choice_id(config, "style-pack"),
                                           G_CALLBACK(on_pack_chosen), config);
     gtk_label_set_mnemonic_widget(GTK_LABEL(label), packs);

@@ -281,7 +281,8 @@ GPU_BUNDLE_MAX_MIB := 60
 gpu-bundle: build model
 	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/lib $(GPU_BUNDLE)/share/styletransfer \
 	    $(GPU_BUNDLE)/reference $(GPU_BUNDLE)/images
-	install -m 755 -s target/release/stylize target/release/examples/eval_speed $(GPU_BUNDLE)/bin/
+	install -m 755 -s target/release/stylize target/release/examples/eval_speed target/release/examples/net_speed \
+	    $(GPU_BUNDLE)/bin/
 	install -m 755 -s target/release/libstyletransfer.so $(GPU_BUNDLE)/lib/
 	[ ! -f target/release/styletransfer/libstyletransfer_cuda.so ] || install -D -m 755 -s \
 	    target/release/styletransfer/libstyletransfer_cuda.so $(GPU_BUNDLE)/lib/styletransfer/libstyletransfer_cuda.so

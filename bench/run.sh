@@ -19,7 +19,10 @@
 #     steps and the loss its output scores; the time inside one st_run (C
 #     API) until our run reaches that loss; both outputs scored alike;
 #   - with --large (default on CUDA): stylize at 3840×2160 and 7680×4320,
-#     wall time, peak memory and the tile plan.
+#     wall time, peak memory and the tile plan;
+#   - one-pass networks (examples/net_speed): ms per frame at 1920×1080 and
+#     3840×2160 on CUDA (128² on the CPU) in fp32 and bf16, widths 16 and
+#     32; then `stylize train` at 256² (64² on the CPU): seconds per step.
 # The table and the two end-to-end images go under $OUT when it is set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,13 +40,15 @@ while [ $# -gt 0 ]; do
         --python) py=$2; shift 2 ;;
         --libtorch) libtorch=$2; shift 2 ;;
         --max-drift) max_drift=$2; shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 case $device in
-    cuda*) : "${sizes:=512,1024,2048}" "${evals:=100}" "${steps:=500}" "${large:=1}" ;;
-    cpu) : "${sizes:=64,128}" "${evals:=20}" "${steps:=100}" "${large:=0}" ;;
+    cuda*) : "${sizes:=512,1024,2048}" "${evals:=100}" "${steps:=500}" "${large:=1}"
+           net_sizes=1920x1080,3840x2160 net_runs=20 train_size=256 train_steps=300 ;;
+    cpu) : "${sizes:=64,128}" "${evals:=20}" "${steps:=100}" "${large:=0}"
+         net_sizes=128x128 net_runs=2 train_size=64 train_steps=3 ;;
     *) echo "run.sh: --device must be cuda, cuda:N or cpu" >&2; exit 2 ;;
 esac
 : "${e2e_size:=$( [[ ",$sizes," == *,512,* ]] && echo 512 || echo "${sizes%%,*}")}"
@@ -161,6 +166,23 @@ for l in r["plan"]["levels"]:
 print("%.1f s, %d evaluations, peak %.2f GiB, levels %s" % (r["seconds"], r["evaluations"], r["peak_memory_mb"] / 1024, ", ".join(levels)))' "$json")"
     done
 fi
+
+# One-pass networks: frames per second of the slim and the default width
+# (fresh weights: the cost does not depend on them), then training steps.
+say ""
+say "# networks: ms per frame; mode=image: an image in memory in and out, mode=device: a frame on the device"
+for width in 16 32; do
+    while read -r line; do say "$line"; done < <("$bin/net_speed" --device "$device" --width "$width" \
+        --sizes "$net_sizes" --precisions fp32,bf16 --runs "$net_runs" --mode both)
+done
+mkdir -p "$work/train"
+cp "$here/images/content.jpg" "$work/train/"
+json=$("$bin/stylize" train --style "$here/images/style.jpg" --images "$work/train" -o "$work/net.stnet" \
+    --size "$train_size" --width 16 --steps "$train_steps" --device "$device" --json | tail -1)
+say "train: $("$py" -c 'import json, sys
+r = json.loads(sys.argv[1])
+print("%d steps at %s², width 16, %s: %.3f s per step, loss %.3f at the first step, %.3f over the last 20"
+      % (r["steps"], sys.argv[2], r["precision"], r["seconds"] / r["steps"], r["first_loss"], r["final_loss"]))' "$json" "$train_size")"
 
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT"

@@ -147,7 +147,7 @@ def main():
     needed = []
     for content in unseen_photos(args.size, args.work):
         name = os.path.splitext(os.path.basename(content))[0]
-        rows = {}
+        rows = {"photo as it is": score(content, content, args.style)}
         for precision in ("fp32", "bf16"):
             out = os.path.join(args.work, f"{name}-net-{precision}.png")
             run([STYLIZE, "--net", net, "--content", content, "-o", out, "--device", "cpu", "--precision", precision])
@@ -161,13 +161,15 @@ def main():
             print(f"| {name} | {engine} | {loss['content']:.3f} | {loss['style']:.3f} | {loss['total']:.3f} |",
                   flush=True)
         target = rows["net fp32"]["total"]
+        # The fewest evaluations of the list whose total is at or below the network's.
         match = next((n for n in EVALUATIONS if rows[f"gatys {n}"]["total"] <= target), None)
         needed.append(match)
         quality[name] = {"losses": rows, "gatys_evaluations_to_match": match}
     results["quality"] = quality
     print()
-    print("Evaluations Gatys needs to reach the network's total (fp32): " +
-          ", ".join(f"{n}: {m if m is not None else f'more than {EVALUATIONS[-1]}'}"
+    print("Evaluations Gatys needs to reach the network's total (fp32), from the list " +
+          f"{EVALUATIONS}: " +
+          ", ".join(f"{n}: {(f'at most {m}' if m == EVALUATIONS[0] else m) if m is not None else f'more than {EVALUATIONS[-1]}'}"
                     for n, m in zip(quality, needed)))
     print()
 

@@ -249,6 +249,37 @@ pub(crate) enum Stats<'a> {
     Given(&'a [NormStats]),
 }
 
+/// SplitMix64: a small generator that gives the same numbers everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SplitMix64(pub(crate) u64);
+
+impl SplitMix64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Uniform in [0, 1].
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / ((1u64 << 53) - 1) as f64
+    }
+
+    /// Standard normal (Box–Muller, one of the pair).
+    fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // (0, 1]
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
 fn net_error(path: &Path, reason: impl Into<String>) -> Error {
     Error::Network { path: path.to_path_buf(), reason: reason.into() }
 }
@@ -272,21 +303,32 @@ fn anchor_weights(strengths: &[f64], device: Device) -> Result<Tensor> {
 
 impl Network {
     /// A freshly initialised network on `device`: convolution weights drawn
-    /// from libtorch's generator seeded with `seed` (He initialisation; the
-    /// last layer's scaled by 0.1 so the untrained network nearly returns its
-    /// input), normalisation scales 1 and shifts 0 at every anchor.
+    /// from a normal distribution by a SplitMix64 generator seeded with
+    /// `seed` (He initialisation; the last layer's scaled by 0.1 so that the
+    /// untrained network nearly returns its input; libtorch's global
+    /// generator is not touched), normalisation scales 1 and shifts 0 at
+    /// every anchor. The same seed gives the same bits on every machine.
     pub fn new(shape: NetworkShape, seed: u64, device: Device) -> Result<Self> {
+        let mut rng = SplitMix64(seed);
+        Self::build(shape, device, |layer| {
+            let fan_in = (layer.input * layer.kernel * layer.kernel) as f64;
+            let gain = if layer.post == Post::Output { 0.1 } else { 1.0 };
+            let std = gain * (2.0 / fan_in).sqrt();
+            let count = (layer.output * layer.input * layer.kernel * layer.kernel) as usize;
+            (0..count).map(|_| (rng.normal() * std) as f32).collect()
+        })
+    }
+
+    /// A network of `shape` on `device` whose convolution weights `weights`
+    /// gives (row-major `[out, in, k, k]` per layer), biases 0, scales 1 and
+    /// shifts 0.
+    fn build(shape: NetworkShape, device: Device, mut weights: impl FnMut(&LayerSpec) -> Vec<f32>) -> Result<Self> {
         shape.validate()?;
-        tch::manual_seed(seed as i64);
         let layers = shape.layers();
         let mut params = Vec::with_capacity(layers.len());
         for layer in &layers {
-            let fan_in = (layer.input * layer.kernel * layer.kernel) as f64;
-            let gain = if layer.post == Post::Output { 0.1 } else { 1.0 };
-            let weight =
-                Tensor::f_randn([layer.output, layer.input, layer.kernel, layer.kernel], (Kind::Float, Device::Cpu))?
-                    .f_mul_scalar(gain * (2.0 / fan_in).sqrt())?
-                    .f_to_device(device)?;
+            let size = [layer.output, layer.input, layer.kernel, layer.kernel];
+            let weight = Tensor::f_from_slice(&weights(layer))?.f_view(size)?.f_to_device(device)?;
             let bias = Tensor::f_zeros([layer.output], (Kind::Float, device))?;
             let norm = if layer.normalised() {
                 let size = [STRENGTH_ANCHORS as i64, layer.output];
@@ -761,7 +803,9 @@ impl Network {
         let recorded = metadata.remove(DIGEST_KEY);
         let info = info_from(&metadata, path)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| net_error(path, format!("corrupt ({e})")))?;
-        let mut network = Network::new(info.shape, 0, Device::Cpu)?;
+        let mut network = Network::build(info.shape, Device::Cpu, |layer| {
+            vec![0.0; (layer.output * layer.input * layer.kernel * layer.kernel) as usize]
+        })?;
         let names = network.parameter_names();
         let shapes = network.parameter_shapes();
         if tensors.len() != names.len() {

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::loss::{LossTerms, Normalization, Objective, StyleTargets, Weights};
 use crate::model::sha256_hex;
-use crate::network::{Network, NetworkInfo, NetworkShape, Stats, NETWORK_FORMAT_VERSION};
+use crate::network::{Network, NetworkInfo, NetworkShape, SplitMix64, Stats, NETWORK_FORMAT_VERSION};
 use crate::pack::image_sha256;
 use crate::style::StyleSet;
 use crate::targets::ladder_side;
@@ -109,30 +109,6 @@ impl TrainOptions {
         }
         self.shape.validate()?;
         self.weights.validate()
-    }
-}
-
-/// SplitMix64: small, fast, and the same everywhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..n.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// Uniform in [0, 1].
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / ((1u64 << 53) - 1) as f64
     }
 }
 

@@ -78,6 +78,8 @@ C_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -O1
 test-c: build model packs
 	scripts/install.sh "$(TEST_PREFIX)" >/dev/null
 	mkdir -p build/c
+	target/release/stylize train --style examples/images/swirls.jpg --images examples/images/chelsea.jpg \
+	    -o build/c/net.stnet --name c-test --size 32 --steps 2 --width 4 --blocks 1 --device cpu --precision fp32
 	cc $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer tests/c/test_capi.c \
 	    $$($(C_PKG) --cflags --libs styletransfer) -lm -lpthread -o build/c/test_capi_asan
 	cc $(C_FLAGS) -fsanitize=thread tests/c/test_capi.c \

@@ -542,8 +542,9 @@ typedef struct st_run_options {
    * `st_set_weights` do not apply), and these fields are used:
    * `working_size` and `quality` (0 and `ST_QUALITY_CUSTOM`: the
    * content's own size, not capped at 512), `mask`, `preserve_color`
-   * (luminance; histogram is refused), `max_memory_mb` (0: no budget)
-   * and `tile_size` (0: untiled within the budget); tiles join exactly.
+   * (luminance; histogram is refused), `max_memory_mb` (0: the
+   * device's free memory) and `tile_size` (0: untiled within the
+   * budget); tiles join exactly.
    * The others are checked and ignored. Progress reports each tile pass
    * as an iteration, with losses of 0. Added in 0.4: a caller built
    * against an earlier header gets `ST_ENGINE_OPTIMIZE`.

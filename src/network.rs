@@ -638,7 +638,8 @@ impl Network {
             Some(t) if t >= long => return Ok(None),
             Some(t) => t,
             None => {
-                let budget = options.budget_bytes.unwrap_or(u64::MAX);
+                let budget =
+                    options.budget_bytes.or_else(|| crate::plan::device_free_bytes(self.device)).unwrap_or(u64::MAX);
                 if self.estimated_bytes(width, height, options.precision) <= budget {
                     return Ok(None);
                 }
@@ -912,7 +913,9 @@ fn channels_last(t: &Tensor) -> Result<Tensor> {
 pub struct InferenceOptions {
     /// Convolution precision (normalisation is fp32 at every precision).
     pub precision: Precision,
-    /// Working-memory budget; `None` never tiles on account of memory.
+    /// Working-memory budget; `None`: the device's free memory (as the
+    /// optimiser's plan takes it: [`crate::plan::device_free_bytes`]), no
+    /// limit where that cannot be read.
     pub budget_bytes: Option<u64>,
     /// Largest inner tile side; `None` lets the budget decide.
     pub tile_size: Option<u32>,

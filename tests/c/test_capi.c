@@ -1059,6 +1059,76 @@ static void test_frames(st_context *ctx) {
     CHECK(largest == 0);
 }
 
+/* Counts progress calls; cancels at the `cancel_at`-th (0: never). */
+typedef struct {
+    int calls, cancel_at;
+} PassCount;
+
+static int count_passes(void *user_data, const st_progress *p) {
+    PassCount *count = user_data;
+    CHECK(p->iteration <= p->iterations && p->loss == 0.0);
+    return ++count->calls == count->cancel_at;
+}
+
+/* Networks: build/c/net.stnet is made by `stylize train` before this runs
+ * (make test-c). */
+static void test_networks(st_context *ctx) {
+    const char *path = "build/c/net.stnet";
+    st_network_info *info = NULL;
+    CHECK_STATUS(st_read_network_info(NULL, &info), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_read_network_info(path, NULL), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_read_network_info("/nonexistent/none.stnet", &info), ST_NETWORK_ERROR);
+    CHECK(info == NULL);
+    CHECK_STATUS(st_read_network_info(path, &info), ST_OK);
+    CHECK(info && strcmp(info->name, "c-test") == 0 && info->width == 4 && info->residual_blocks == 1);
+    CHECK(info && info->steps == 2 && info->training_size == 32 && strlen(info->model_sha256) == 64);
+    st_network_info_free(info);
+    st_network_info_free(NULL);
+
+    enum { NW = 37, NH = 23 };
+    static uint8_t content[NW * NH * 4], out[NW * NH * 4], tiled[NW * NH * 4];
+    for (int i = 0; i < NW * NH; i++) {
+        content[4 * i] = (uint8_t)(i * 7), content[4 * i + 1] = (uint8_t)(i * 3), content[4 * i + 2] = (uint8_t)(i / 5);
+        content[4 * i + 3] = (uint8_t)(i % 256);
+    }
+    st_image in = image_of(content, NW, NH, NW * 4, ST_PIXEL_RGBA8);
+    st_image o = image_of(out, NW, NH, NW * 4, ST_PIXEL_RGBA8), t = image_of(tiled, NW, NH, NW * 4, ST_PIXEL_RGBA8);
+    st_run_options run;
+    st_default_run_options(&run);
+    CHECK(run.engine == ST_ENGINE_OPTIMIZE);
+    run.engine = ST_ENGINE_NETWORK;
+    CHECK_STATUS(st_load_network(NULL, path), ST_NULL_ARGUMENT);
+    CHECK_STATUS(st_run(ctx, &in, &o, &run, NULL, NULL), ST_NETWORK_ERROR);
+    CHECK_ERROR_MENTIONS(ctx, "st_load_network");
+    CHECK_STATUS(st_load_network(ctx, "/nonexistent/none.stnet"), ST_NETWORK_ERROR);
+    CHECK_ERROR_MENTIONS(ctx, "none.stnet");
+    CHECK_STATUS(st_load_network(ctx, path), ST_OK);
+    CHECK_STATUS(st_run(ctx, &in, &o, &run, NULL, NULL), ST_OK);
+    int alpha_kept = 1;
+    for (int i = 0; i < NW * NH; i++) alpha_kept &= out[4 * i + 3] == content[4 * i + 3];
+    CHECK(alpha_kept);
+    /* Tiles: a progress call per pass, the same picture, and cancel. */
+    run.tile_size = 16;
+    PassCount count = {0, 0};
+    CHECK_STATUS(st_run(ctx, &in, &t, &run, count_passes, &count), ST_OK);
+    CHECK(count.calls > 1);
+    int worst = 0;
+    for (int i = 0; i < NW * NH * 4; i++) {
+        int d = abs((int)out[i] - (int)tiled[i]);
+        if (d > worst) worst = d;
+    }
+    CHECK(worst <= 1);
+    PassCount cancel = {0, 2};
+    CHECK_STATUS(st_run(ctx, &in, &t, &run, count_passes, &cancel), ST_CANCELLED);
+    run.engine = 9;
+    CHECK_STATUS(st_run(ctx, &in, &o, &run, NULL, NULL), ST_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS(ctx, "engine");
+    CHECK_STATUS(st_load_network(ctx, NULL), ST_OK);
+    run.engine = ST_ENGINE_NETWORK;
+    CHECK_STATUS(st_run(ctx, &in, &o, &run, NULL, NULL), ST_NETWORK_ERROR);
+    CHECK(strcmp(st_status_str(ST_NETWORK_ERROR), "network file error") == 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--threads-only") == 0) {
         /* Under ThreadSanitizer: two handles on two threads, libtorch on one
@@ -1086,6 +1156,7 @@ int main(int argc, char **argv) {
     test_weights_from_callback(ctx);
     test_style_packs(ctx);
     test_frames(ctx);
+    test_networks(ctx);
     test_documented_limits(ctx);
     test_panic_boundary(ctx);
     st_destroy(ctx);

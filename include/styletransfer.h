@@ -978,6 +978,11 @@ enum st_status st_clear_styles(struct st_context *ctx);
  * even the smallest tiles exceed the budget (the message gives the
  * estimate), `ST_BUSY` from inside a progress callback. One thread at a
  * time per handle.
+ *
+ * With `ST_ENGINE_NETWORK` it plans the pass of the loaded network
+ * (`ST_NETWORK_ERROR` when none is): one level at the working size,
+ * `model_bytes` the network's parameters, `tiles` and `tile_size` the
+ * tiles' count and inner side, `peak_bytes` one pass's estimate.
  */
 enum st_status st_plan_memory(struct st_context *ctx, uint32_t width, uint32_t height, const struct st_run_options *options, struct st_memory_plan *out);
 

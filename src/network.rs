@@ -629,6 +629,28 @@ impl Network {
         pixels * (self.shape.width as u64) * (2 * element + 8) + pixels * 3 * 4 * 3
     }
 
+    /// What a run of `options` on a `width`×`height` image would do: the
+    /// inner tile side (`None`: one whole-image pass), the number of tiles,
+    /// and the estimated peak bytes of one pass (a tile with its margin, or
+    /// the whole image).
+    pub fn plan(&self, width: u32, height: u32, options: &InferenceOptions) -> Result<(Option<u32>, usize, u64)> {
+        let (w, h) = (width.div_ceil(4) * 4, height.div_ceil(4) * 4);
+        Ok(match self.tile_plan(width, height, options)? {
+            None => (None, 1, self.estimated_bytes(width, height, options.precision)),
+            Some(tile) => {
+                let halo = self.halo();
+                let count = (w.div_ceil(tile) * h.div_ceil(tile)) as usize;
+                let side = |len: u32| (tile + 2 * halo).min(len);
+                (Some(tile), count, self.estimated_bytes(side(w), side(h), options.precision))
+            }
+        })
+    }
+
+    /// The parameters' bytes (fp32).
+    pub fn parameter_bytes(&self) -> u64 {
+        self.parameters().iter().map(|t| t.numel() as u64 * 4).sum()
+    }
+
     /// The inner tile side for an image, or `None` for a whole-image pass.
     fn tile_plan(&self, width: u32, height: u32, options: &InferenceOptions) -> Result<Option<u32>> {
         let halo = self.halo();

@@ -325,8 +325,25 @@ fn c_api_network_runs_are_the_rust_apis() {
     let mut again_output = c_image(&mut again, w, h);
     ok(ctx, run(&options, &mut again_output, None));
     assert_eq!(again, out);
-    // Unloading: a network run fails again.
+    // The memory plan of a network pass: one level, untiled or in tiles.
+    let plan = |options: &st_run_options| {
+        let mut plan = unsafe { std::mem::zeroed::<st_memory_plan>() };
+        plan.size = std::mem::size_of::<st_memory_plan>();
+        let status = unsafe { st_plan_memory(ctx, w, h, options, &mut plan) };
+        (status, plan)
+    };
+    let (status, whole) = plan(&options);
+    ok(ctx, status);
+    assert_eq!((whole.levels, whole.tiled_levels, whole.tiles, whole.tile_size), (1, 0, 1, w));
+    assert_eq!(whole.model_bytes, rust.parameter_bytes());
+    assert!(whole.peak_bytes > 0);
+    let (status, tiled_plan) = plan(&st_run_options { tile_size: 16, ..options });
+    ok(ctx, status);
+    assert_eq!((tiled_plan.levels, tiled_plan.tiled_levels, tiled_plan.tile_size), (1, 1, 16));
+    assert_eq!(tiled_plan.tiles, 3 * 2);
+    // Unloading: a network run and its plan fail again.
     ok(ctx, unsafe { st_load_network(ctx, std::ptr::null()) });
     assert_eq!(run(&options, &mut output, None), st_status::ST_NETWORK_ERROR);
+    assert_eq!(plan(&options).0, st_status::ST_NETWORK_ERROR);
     unsafe { st_destroy(ctx) };
 }

@@ -134,6 +134,56 @@ fn try_network(context: &st_context) -> Option<NetworkSlot<'_>> {
     }
 }
 
+/// The memory plan of a network pass on a `size` content with `options`
+/// (see `st_plan_memory`).
+pub(super) fn plan_network(
+    context: &st_context,
+    size: (u32, u32),
+    options: &RunOptions,
+) -> Result<st_memory_plan, Failure> {
+    let Some(slot) = try_network(context) else { return Err(super::boundary::busy()) };
+    let Some((network, _)) = slot.as_ref() else {
+        let reason = "no network is loaded (st_load_network) for ST_ENGINE_NETWORK";
+        return Err(Error::Network { path: PathBuf::new(), reason: reason.into() }.into());
+    };
+    let (width, height) = working_size(size, options.size);
+    let inference = inference_options(context, options);
+    let (tile, tiles, peak) = network.plan(width, height, &inference)?;
+    Ok(st_memory_plan {
+        size: 0, // the caller's, kept
+        peak_bytes: peak,
+        budget_bytes: inference
+            .budget_bytes
+            .or_else(|| crate::plan::device_free_bytes(context.engine.device()))
+            .unwrap_or(0),
+        model_bytes: network.parameter_bytes(),
+        levels: 1,
+        tiled_levels: tile.is_some() as u32,
+        tiles: tiles as u32,
+        tile_size: tile.unwrap_or(width.max(height)),
+    })
+}
+
+/// The size a network runs at: `side` on the long side when given, else the content's.
+fn working_size((width, height): (u32, u32), side: Option<u32>) -> (u32, u32) {
+    match side {
+        Some(side) if side != width.max(height) => {
+            let scale = side as f64 / width.max(height) as f64;
+            (((width as f64 * scale).round() as u32).max(1), ((height as f64 * scale).round() as u32).max(1))
+        }
+        _ => (width, height),
+    }
+}
+
+/// The inference settings of a run: the handle's precision, the run's budget and tile size.
+fn inference_options(context: &st_context, options: &RunOptions) -> InferenceOptions {
+    InferenceOptions {
+        precision: context.engine.model().precision(),
+        budget_bytes: options.memory.max_memory_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+        tile_size: options.memory.tile_size,
+    }
+}
+
 /// A one-pass run of the handle's network on `rgb`: at the strength
 /// `st_set_strength` chose (0.5 by default), at `options.size` when it is
 /// set (the result resampled back to the content's size) else at the
@@ -157,21 +207,9 @@ pub(super) fn run_network(
     };
     let strength = context.chosen().strength.unwrap_or(0.5);
     let (width, height) = (rgb.width(), rgb.height());
-    let working = match options.size {
-        Some(side) if side != width.max(height) => {
-            let scale = side as f64 / width.max(height) as f64;
-            let w = ((width as f64 * scale).round() as u32).max(1);
-            let h = ((height as f64 * scale).round() as u32).max(1);
-            rgb.resize(w, h)?
-        }
-        _ => rgb.clone(),
-    };
-    let size = (working.width(), working.height());
-    let inference = InferenceOptions {
-        precision: context.engine.model().precision(),
-        budget_bytes: options.memory.max_memory_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
-        tile_size: options.memory.tile_size,
-    };
+    let size = working_size((width, height), options.size);
+    let working = if size == (width, height) { rgb.clone() } else { rgb.resize(size.0, size.1)? };
+    let inference = inference_options(context, options);
     let mut image = network.stylize(&working, strength, &inference, &mut |done, total| progress(done, total, size))?;
     drop(slot);
     if (image.width(), image.height()) != (width, height) {

@@ -155,6 +155,11 @@ unsafe fn run_request(options: *const st_run_options, content: (u32, u32)) -> Re
 /// even the smallest tiles exceed the budget (the message gives the
 /// estimate), `ST_BUSY` from inside a progress callback. One thread at a
 /// time per handle.
+///
+/// With `ST_ENGINE_NETWORK` it plans the pass of the loaded network
+/// (`ST_NETWORK_ERROR` when none is): one level at the working size,
+/// `model_bytes` the network's parameters, `tiles` and `tile_size` the
+/// tiles' count and inner side, `peak_bytes` one pass's estimate.
 #[no_mangle]
 pub unsafe extern "C" fn st_plan_memory(
     ctx: *mut st_context,
@@ -171,6 +176,11 @@ pub unsafe extern "C" fn st_plan_memory(
         let styles = styles_of(context)?;
         check_content_size(width, height)?;
         let request = run_request(options, (width, height))?;
+        if request.network {
+            let plan = super::network::plan_network(context, (width, height), &request.options)?;
+            write_versioned(out, plan, "memory_plan")?;
+            return Ok(());
+        }
         let plan = context.engine.plan((width, height), &styles, &request.options)?;
         let finest = plan.levels.last().ok_or_else(|| Error::invalid("scales", "no pyramid level"))?;
         let plan = st_memory_plan {

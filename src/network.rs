@@ -898,23 +898,11 @@ impl Network {
 
     /// Reads only a network file's description (the header).
     pub fn read_info(path: &Path) -> Result<NetworkInfo> {
-        use std::io::Read;
         let mut file = std::fs::File::open(path).map_err(|e| net_error(path, format!("cannot open: {e}")))?;
-        let mut length = [0u8; 8];
-        file.read_exact(&mut length).map_err(|_| net_error(path, "not a network file (too short)"))?;
-        let header_len = u64::from_le_bytes(length);
-        if header_len > MAX_HEADER_BYTES as u64 {
-            return Err(net_error(path, "not a network file (implausible header size)"));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(|_| net_error(path, "truncated header"))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|e| net_error(path, format!("not a network file ({e})")))?;
-        let metadata: HashMap<String, String> = json
-            .get("__metadata__")
-            .and_then(|m| m.as_object())
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-            .unwrap_or_default();
+        let (_, _, metadata) =
+            crate::pack::read_header(&mut file, MAX_HEADER_BYTES as u64, "a network file", |reason| {
+                net_error(path, reason)
+            })?;
         info_from(&metadata, path)
     }
 

@@ -311,21 +311,8 @@ impl StylePack {
     /// small tensor), not its targets.
     pub fn read_info(path: &Path) -> Result<PackInfo> {
         let mut file = File::open(path).map_err(|e| pack_error(path, format!("cannot open: {e}")))?;
-        let mut length = [0u8; 8];
-        file.read_exact(&mut length).map_err(|_| pack_error(path, "not a style pack (too short)"))?;
-        let header_len = u64::from_le_bytes(length);
-        if header_len > MAX_HEADER_BYTES {
-            return Err(pack_error(path, "not a style pack (implausible header size)"));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(|_| pack_error(path, "truncated header"))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|e| pack_error(path, format!("not a style pack ({e})")))?;
-        let metadata: HashMap<String, String> = json
-            .get("__metadata__")
-            .and_then(|m| m.as_object())
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-            .unwrap_or_default();
+        let (header_len, json, metadata) =
+            read_header(&mut file, MAX_HEADER_BYTES, "a style pack", |reason| pack_error(path, reason))?;
         let offsets = json
             .get("thumbnail")
             .and_then(|t| t.get("data_offsets"))
@@ -353,6 +340,32 @@ impl StylePack {
             grams.iter().map(|g| g.f_to_device(device)?.f_to_kind(Kind::Float)).collect::<Result<Vec<_>, _>>()?;
         Ok(StyleTargets { grams })
     }
+}
+
+/// The header of a safetensors file open at its start, read without its
+/// tensors: its length, its JSON, and its string metadata. `what` names the
+/// kind of file in messages ("a style pack"); `error` makes the error.
+pub(crate) fn read_header(
+    file: &mut File,
+    max_header_bytes: u64,
+    what: &str,
+    error: impl Fn(String) -> Error,
+) -> Result<(u64, serde_json::Value, HashMap<String, String>)> {
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length).map_err(|_| error(format!("not {what} (too short)")))?;
+    let header_len = u64::from_le_bytes(length);
+    if header_len > max_header_bytes {
+        return Err(error(format!("not {what} (implausible header size)")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(|_| error("truncated header".into()))?;
+    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| error(format!("not {what} ({e})")))?;
+    let metadata = json
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .unwrap_or_default();
+    Ok((header_len, json, metadata))
 }
 
 /// A safetensors file with its JSON header's keys (and the metadata's) in

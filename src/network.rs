@@ -588,6 +588,51 @@ impl Network {
         })
     }
 
+    /// The size a pass runs at for a `width`×`height` content: `side` on the
+    /// long side when given, else the content's own.
+    pub fn working_size(width: u32, height: u32, side: Option<u32>) -> (u32, u32) {
+        match side {
+            Some(side) if side != width.max(height) => crate::pyramid::fit_long_side(width, height, side),
+            _ => (width, height),
+        }
+    }
+
+    /// [`Network::stylize`] at [`Network::working_size`] (the result resampled
+    /// back to the content's size), with the content's colours kept when
+    /// `luminance` (luminance transfer): what `stylize --net` and
+    /// `ST_ENGINE_NETWORK` run. Returns the image and the number of passes.
+    pub fn stylize_at(
+        &mut self,
+        content: &RgbImage,
+        strength: f64,
+        side: Option<u32>,
+        luminance: bool,
+        options: &InferenceOptions,
+        progress: &mut dyn FnMut(usize, usize) -> Flow,
+    ) -> Result<(RgbImage, usize)> {
+        let (width, height) = (content.width(), content.height());
+        let (w, h) = Self::working_size(width, height, side);
+        let resized;
+        let working = if (w, h) == (width, height) {
+            content
+        } else {
+            resized = content.resize(w, h)?;
+            &resized
+        };
+        let mut passes = 0;
+        let mut image = self.stylize(working, strength, options, &mut |done, total| {
+            passes = total;
+            progress(done, total)
+        })?;
+        if (w, h) != (width, height) {
+            image = image.resize(width, height)?;
+        }
+        if luminance {
+            image = crate::color::transfer_luminance(&image, content)?;
+        }
+        Ok((image, passes))
+    }
+
     /// Stylises `content` at `strength` (0..1) in `precision`. Images whose
     /// estimated working memory exceeds `budget_bytes` (or whose long side
     /// exceeds `tile_size`) run in tiles, as the module documentation says.

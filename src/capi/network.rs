@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::boundary::{c_str, null_argument, Failure};
 use super::context::st_context;
 use super::types::*;
-use crate::color::{transfer_luminance, PreserveColor};
+use crate::color::PreserveColor;
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::network::{InferenceOptions, Network, NetworkInfo};
@@ -146,7 +146,7 @@ pub(super) fn plan_network(
         let reason = "no network is loaded (st_load_network) for ST_ENGINE_NETWORK";
         return Err(Error::Network { path: PathBuf::new(), reason: reason.into() }.into());
     };
-    let (width, height) = working_size(size, options.size);
+    let (width, height) = Network::working_size(size.0, size.1, options.size);
     let inference = inference_options(context, options);
     let (tile, tiles, peak) = network.plan(width, height, &inference)?;
     Ok(st_memory_plan {
@@ -162,17 +162,6 @@ pub(super) fn plan_network(
         tiles: tiles as u32,
         tile_size: tile.unwrap_or(width.max(height)),
     })
-}
-
-/// The size a network runs at: `side` on the long side when given, else the content's.
-fn working_size((width, height): (u32, u32), side: Option<u32>) -> (u32, u32) {
-    match side {
-        Some(side) if side != width.max(height) => {
-            let scale = side as f64 / width.max(height) as f64;
-            (((width as f64 * scale).round() as u32).max(1), ((height as f64 * scale).round() as u32).max(1))
-        }
-        _ => (width, height),
-    }
 }
 
 /// The inference settings of a run: the handle's precision, the run's budget and tile size.
@@ -206,17 +195,11 @@ pub(super) fn run_network(
         return Err(Error::Network { path: PathBuf::new(), reason: reason.into() }.into());
     };
     let strength = context.chosen().strength.unwrap_or(0.5);
-    let (width, height) = (rgb.width(), rgb.height());
-    let size = working_size((width, height), options.size);
-    let working = if size == (width, height) { rgb.clone() } else { rgb.resize(size.0, size.1)? };
+    let size = Network::working_size(rgb.width(), rgb.height(), options.size);
+    let luminance = options.preserve_color == PreserveColor::Luminance;
     let inference = inference_options(context, options);
-    let mut image = network.stylize(&working, strength, &inference, &mut |done, total| progress(done, total, size))?;
-    drop(slot);
-    if (image.width(), image.height()) != (width, height) {
-        image = image.resize(width, height)?;
-    }
-    if options.preserve_color == PreserveColor::Luminance {
-        image = transfer_luminance(&image, rgb)?;
-    }
+    let (image, _) = network.stylize_at(rgb, strength, options.size, luminance, &inference, &mut |done, total| {
+        progress(done, total, size)
+    })?;
     Ok(image)
 }

@@ -686,37 +686,27 @@ impl NetRunner {
     /// to the content's size); returns the image, the working size and the
     /// number of tile passes.
     fn stylize(&mut self, content: &RgbImage) -> Result<(RgbImage, (u32, u32), usize)> {
-        let (width, height) = (content.width(), content.height());
-        let working = match self.size {
-            Some(side) if side != width.max(height) => {
-                let scale = side as f64 / width.max(height) as f64;
-                let w = ((width as f64 * scale).round() as u32).max(1);
-                let h = ((height as f64 * scale).round() as u32).max(1);
-                content.resize(w, h)?
-            }
-            _ => content.clone(),
-        };
+        let working = Network::working_size(content.width(), content.height(), self.size);
         let bar = progress_bar("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} passes");
-        let mut passes = 0;
-        let result = self.network.stylize(&working, self.strength, &self.options, &mut |done, total| {
-            passes = total;
-            if let Some(bar) = &bar {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-            Flow::Continue
-        });
+        let result = self.network.stylize_at(
+            content,
+            self.strength,
+            self.size,
+            self.luminance,
+            &self.options,
+            &mut |done, total| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                }
+                Flow::Continue
+            },
+        );
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        let mut image = result?;
-        if (image.width(), image.height()) != (width, height) {
-            image = image.resize(width, height)?;
-        }
-        if self.luminance {
-            image = styletransfer::color::transfer_luminance(&image, content)?;
-        }
-        Ok((image, (working.width(), working.height()), passes))
+        let (image, passes) = result?;
+        Ok((image, working, passes))
     }
 
     fn device_name(&self) -> String {

@@ -194,21 +194,7 @@ impl Frames {
             let all = pattern.scan()?.into_iter().map(|n| (n, pattern.path(n))).collect();
             return Ok((Self { all }, Some(pattern)));
         }
-        let path = Path::new(content);
-        let files: Vec<PathBuf> = if path.is_dir() {
-            let entries = std::fs::read_dir(path)
-                .map_err(|e| Error::invalid("content", format!("cannot read the folder {content}: {e}")))?;
-            let mut files: Vec<PathBuf> =
-                entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_image_name(p)).collect();
-            files.sort();
-            files
-        } else if content.contains(['*', '?', '[']) {
-            let paths = glob::glob(content)
-                .map_err(|e| Error::invalid("content", format!("`{content}` is not a valid glob: {e}")))?;
-            let mut files: Vec<PathBuf> = paths.flatten().filter(|p| p.is_file()).collect();
-            files.sort();
-            files
-        } else {
+        let Some(files) = folder_or_glob(content, "content")? else {
             return Err(Error::invalid(
                 "content",
                 format!("`{content}` has no frame field (%d, %04d), is not a folder and is not a glob"),
@@ -268,7 +254,25 @@ impl Frames {
     }
 }
 
-pub(crate) fn is_image_name(path: &Path) -> bool {
+/// The image files of a folder, or the files a glob matches, sorted by
+/// name; `None` when `spec` is neither. `what` names the argument in errors.
+pub(crate) fn folder_or_glob(spec: &str, what: &'static str) -> Result<Option<Vec<PathBuf>>> {
+    let path = Path::new(spec);
+    let mut files: Vec<PathBuf> = if path.is_dir() {
+        let entries =
+            std::fs::read_dir(path).map_err(|e| Error::invalid(what, format!("cannot read the folder {spec}: {e}")))?;
+        entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_image_name(p)).collect()
+    } else if spec.contains(['*', '?', '[']) {
+        let paths = glob::glob(spec).map_err(|e| Error::invalid(what, format!("`{spec}` is not a valid glob: {e}")))?;
+        paths.flatten().filter(|p| p.is_file()).collect()
+    } else {
+        return Ok(None);
+    };
+    files.sort();
+    Ok(Some(files))
+}
+
+fn is_image_name(path: &Path) -> bool {
     let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     matches!(extension.as_str(), "png" | "jpg" | "jpeg" | "tif" | "tiff" | "bmp" | "ppm" | "pgm" | "pnm" | "webp")
 }

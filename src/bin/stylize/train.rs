@@ -16,7 +16,7 @@ use styletransfer::train::TrainOptions;
 use styletransfer::{image, DeviceChoice, Engine, EngineOptions, Error, Normalization, Result, StylePack, StyleSet};
 use styletransfer::{StyleImage, Trainer, Weights};
 
-use crate::sequence::is_image_name;
+use crate::sequence::folder_or_glob;
 use crate::{blend_weights, pack_argument, progress_bar, PrecisionArg};
 
 /// `stylize train`'s arguments.
@@ -138,28 +138,13 @@ pub enum NetCommand {
     },
 }
 
-/// The image files of a folder or a glob, sorted by name.
+/// The image files of a folder or a glob, sorted by name, or one image file.
 fn image_files(spec: &str) -> Result<Vec<PathBuf>> {
-    let path = Path::new(spec);
-    let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)
-            .map_err(|e| Error::invalid("images", format!("cannot read the folder {spec}: {e}")))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && is_image_name(p))
-            .collect()
-    } else if spec.contains(['*', '?', '[']) {
-        glob::glob(spec)
-            .map_err(|e| Error::invalid("images", format!("`{spec}` is not a valid glob: {e}")))?
-            .flatten()
-            .filter(|p| p.is_file())
-            .collect()
-    } else if path.is_file() {
-        vec![path.to_path_buf()]
-    } else {
-        return Err(Error::invalid("images", format!("`{spec}` is not a folder, a glob or an image file")));
+    let files = match folder_or_glob(spec, "images")? {
+        Some(files) => files,
+        None if Path::new(spec).is_file() => vec![PathBuf::from(spec)],
+        None => return Err(Error::invalid("images", format!("`{spec}` is not a folder, a glob or an image file"))),
     };
-    files.sort();
     if files.is_empty() {
         return Err(Error::invalid("images", format!("no image found in `{spec}`")));
     }
